@@ -1,0 +1,46 @@
+"""redis-memory: shared, durable, queryable agent state in Redis with plain attribute access."""
+
+from redis_memory.codec import JSON, FrozenDict, FrozenList
+from redis_memory.errors import (
+    ConcurrentModificationError,
+    EmbeddedServerError,
+    InvalidNameError,
+    MissingAttributeError,
+    MissingIndexError,
+    MissingKeyError,
+    ReadOnlyElementError,
+    RedisConnectionError,
+    RedisMemoryError,
+    ServerError,
+    UnstorableValueError,
+    WrongTypeError,
+)
+from redis_memory.memory import ConversationMemory, Memory
+from redis_memory.proxies.document import RedisDict, RedisDocList
+from redis_memory.proxies.list import RedisList
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "JSON",
+    "ConcurrentModificationError",
+    "ConversationMemory",
+    "EmbeddedServerError",
+    "FrozenDict",
+    "FrozenList",
+    "InvalidNameError",
+    "Memory",
+    "MissingAttributeError",
+    "MissingIndexError",
+    "MissingKeyError",
+    "ReadOnlyElementError",
+    "RedisConnectionError",
+    "RedisDict",
+    "RedisDocList",
+    "RedisList",
+    "RedisMemoryError",
+    "ServerError",
+    "UnstorableValueError",
+    "WrongTypeError",
+    "__version__",
+]

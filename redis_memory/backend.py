@@ -1,0 +1,405 @@
+"""The one place that talks to Redis: a tracked connection, the Lua scripts, local mirrors.
+
+Each :class:`Backend` owns one RESP3 connection per process with client-side tracking on
+(``CLIENT TRACKING ON NOLOOP``). Reading a collection attribute keeps a *mirror* of it; the
+server pushes an invalidation on this same connection as soon as any other client changes
+the key, and pending pushes are read before a mirror is used and before every reply, so a
+mirror is only served while no other writer has touched the key. Our own writes run as Lua
+scripts that end by reading the key again, which keeps the key tracked, and update the
+mirror in place. That is what lets ``mem.messages`` be a real ``list`` with its items filled
+in, at zero round trips, while ``mem.messages.append(x)`` costs one RPUSH round trip.
+
+Every redis-py exception is translated here (:func:`redis_memory.errors.translate`).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import logging
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, TypeVar
+
+import redis
+import redis.exceptions
+from redis.commands.core import Script
+
+from redis_memory import codec
+from redis_memory.docops import DocOp, apply_ops
+from redis_memory.errors import (
+    ConcurrentModificationError,
+    MissingIndexError,
+    MissingKeyError,
+    RedisConnectionError,
+    ServerError,
+    translate,
+)
+from redis_memory.keys import KeySpace, kind_field, parse_kind_field
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+_SCRIPTS = ("get", "assign", "delete", "list_op", "doc_op", "doc_cas")
+_CAS_ATTEMPTS = 100
+_CODES: dict[str, Callable[[str], Exception]] = {
+    "RMKIND": ConcurrentModificationError,
+    "RMCAS": ConcurrentModificationError,
+    "RMPATH": ConcurrentModificationError,
+    "RMNOKEY": MissingKeyError,
+    "RMNOINDEX": MissingIndexError,
+}
+
+
+@dataclass(eq=False, slots=True)
+class Mirror:
+    """A local copy of one collection key, valid while the key stays in the backend's table.
+
+    ``value`` is the list of read-only elements (lists) or the plain document (dicts);
+    ``raw`` is the stored document text (dicts without RedisJSON, for compare-and-set);
+    ``version`` counts the changes applied locally, so proxies can tell if they are current.
+    """
+
+    kind: str
+    value: Any
+    raw: bytes | None = None
+    version: int = 0
+
+
+def _script_source(name: str) -> str:
+    return resources.files("redis_memory").joinpath("lua", f"{name}.lua").read_text("utf-8")
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else value
+
+
+class Backend:
+    """The connection, scripts and mirrors shared by every memory object of one Redis server.
+
+    One instance per server per process (see :mod:`redis_memory.config`); safe to use from
+    several threads (one lock serialises the connection) and across ``fork()`` (a child
+    process opens its own connection on first use).
+    """
+
+    def __init__(self, pool_factory: Callable[[], redis.ConnectionPool], label: str, max_mirrors: int = 1024):
+        """Prepare a backend; nothing connects until the first operation."""
+        self.label = label
+        self._pool_factory = pool_factory
+        self._max_mirrors = max_mirrors
+        self._lock = threading.RLock()
+        self._pid = -1
+        self._client: redis.Redis | None = None
+        self._scripts: dict[str, Script] = {}
+        self._mirrors: OrderedDict[str, Mirror] = OrderedDict()
+        self._json_module: bool | None = None
+
+    # -- connection -----------------------------------------------------------------------
+
+    def _ensure(self) -> redis.Redis:
+        if self._client is not None and self._pid == os.getpid():
+            return self._client
+        self._mirrors.clear()
+        self._client = None  # a connection inherited through fork() is never touched again
+        client = redis.Redis(connection_pool=self._pool_factory(), single_connection_client=True)
+        connection = client.connection
+        assert connection is not None
+        connection.register_connect_callback(self._on_connect)
+        self._on_connect(connection)
+        self._scripts = {name: client.register_script(_script_source(name)) for name in _SCRIPTS}
+        self._client, self._pid = client, os.getpid()
+        return client
+
+    def _on_connect(self, connection: Any) -> None:
+        """(Re)connected: turn tracking on for this connection and forget every mirror."""
+        self._mirrors.clear()
+        connection.send_command("CLIENT", "TRACKING", "ON", "NOLOOP")
+        connection.read_response()
+        connection._parser.set_invalidation_push_handler(self._on_invalidate)
+
+    def _on_invalidate(self, message: Sequence[Any]) -> None:
+        keys = message[1] if len(message) > 1 else None
+        if keys is None:  # FLUSHALL / FLUSHDB / tracking table overflow
+            self._mirrors.clear()
+            return
+        for key in keys:
+            self._mirrors.pop(_text(key), None)
+
+    def _drain(self, client: redis.Redis) -> None:
+        """Read every invalidation already sent to us, so no stale mirror is served."""
+        connection = client.connection
+        if connection is None or not connection.is_connected:
+            self._mirrors.clear()
+            return
+        try:
+            while connection.can_read(timeout=0):
+                connection.read_response(push_request=True, timeout=0, disconnect_on_error=True)
+        except redis.exceptions.TimeoutError:
+            pass
+        except (redis.exceptions.ConnectionError, OSError):
+            self._mirrors.clear()
+            connection.disconnect()
+
+    def run(self, action: Callable[[redis.Redis], T]) -> T:
+        """Run ``action(client)`` under the lock, translating redis-py errors to ours."""
+        with self._lock:
+            try:
+                client = self._ensure()
+                self._drain(client)
+                return action(client)
+            except redis.exceptions.ResponseError as exc:
+                code, _, message = str(exc).partition(" ")
+                factory = _CODES.get(code)
+                if factory is not None:
+                    raise factory(message) from exc
+                raise translate(exc) from exc
+            except redis.exceptions.RedisError as exc:
+                if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
+                    self._mirrors.clear()
+                raise translate(exc) from exc
+            except OSError as exc:
+                self._mirrors.clear()
+                raise RedisConnectionError(f"cannot reach Redis at {self.label}: {exc}") from exc
+
+    def close(self) -> None:
+        """Close this process's connection; the next operation reconnects."""
+        with self._lock:
+            client, self._client = self._client, None
+            self._mirrors.clear()
+            if client is not None and self._pid == os.getpid():
+                client.close()
+                client.connection_pool.disconnect()
+
+    @property
+    def json_module(self) -> bool:
+        """True when the server has RedisJSON loaded (asked once, then remembered)."""
+        if self._json_module is None:
+
+            def probe(client: redis.Redis) -> bool:
+                try:
+                    client.execute_command("JSON.TYPE", "memory:__probe__")
+                except redis.exceptions.ResponseError:
+                    return False
+                return True
+
+            self._json_module = self.run(probe)
+        return self._json_module
+
+    def execute(self, *args: Any) -> Any:
+        """Run one raw command (for the library's own modules; users never need it)."""
+        return self.run(lambda client: client.execute_command(*args))
+
+    # -- mirrors ----------------------------------------------------------------------------
+
+    def _remember(self, key: str, mirror: Mirror) -> Mirror:
+        self._mirrors[key] = mirror
+        self._mirrors.move_to_end(key)
+        while len(self._mirrors) > self._max_mirrors:
+            self._mirrors.popitem(last=False)
+        return mirror
+
+    def alive(self, key: str, mirror: Mirror | None) -> bool:
+        """True when ``mirror`` is still the valid mirror of ``key``."""
+        return mirror is not None and self._mirrors.get(key) is mirror
+
+    # -- attributes ---------------------------------------------------------------------------
+
+    def read(self, space: KeySpace, name: str) -> tuple[str, Any] | None:
+        """Read one attribute: ``(kind, scalar)`` or ``(kind, Mirror)``; None when not stored.
+
+        A mirrored collection costs no round trip; otherwise one EVALSHA (HGET + LRANGE,
+        JSON.GET or HGET; O(size of the value)).
+        """
+        key = space.collection_key(name)
+
+        def action(client: redis.Redis) -> tuple[str, Any] | None:
+            mirror = self._mirrors.get(key)
+            if mirror is not None:
+                self._mirrors.move_to_end(key)
+                return mirror.kind, mirror
+            json_flag = "1" if self.json_module else "0"
+            reply = self._scripts["get"](keys=[space.hash_key, key], args=[name, kind_field(name), json_flag])
+            if not reply:
+                return None
+            kind = _text(reply[0])
+            value = reply[1]
+            if kind == codec.LIST:
+                return kind, self._remember(key, Mirror(kind, codec.loads_elements(value or [])))
+            if kind == codec.DICT:
+                if value is None:
+                    raise ServerError(f"the document of dict attribute {name!r} is missing from Redis")
+                document = codec.loads(value)
+                if self.json_module:
+                    document = document[0]
+                return kind, self._remember(key, Mirror(kind, document, raw=None if self.json_module else value))
+            return kind, codec.decode_scalar(kind, _text(value) if value is not None else "")
+
+        return self.run(action)
+
+    def assign(self, space: KeySpace, name: str, value: object) -> None:
+        """Store ``value`` as attribute ``name``, replacing any old value of any kind.
+
+        One EVALSHA: DEL + HSET for a scalar, + RPUSH for a list, + JSON.SET (or SET) for a
+        dict; O(size of the value). The value is checked and encoded before anything is sent.
+        """
+        kind = codec.kind_of(value)
+        key = space.collection_key(name)
+        mirror: Mirror | None = None
+        if kind == codec.LIST:
+            payload = [codec.dumps(item) for item in value]  # type: ignore[attr-defined]
+            mirror = Mirror(kind, codec.loads_elements(item.encode() for item in payload))
+        elif kind == codec.DICT:
+            text = codec.dumps(value)
+            payload = [text]
+            mirror = Mirror(kind, codec.loads(text), raw=text.encode())
+        else:
+            payload = [codec.encode_scalar(value)[1]]
+
+        def action(client: redis.Redis) -> None:
+            json_flag = "1" if self.json_module else "0"
+            self._mirrors.pop(key, None)
+            self._scripts["assign"](
+                keys=[space.hash_key, key], args=[name, kind_field(name), kind, json_flag, *payload]
+            )
+            if mirror is not None:
+                if self.json_module:
+                    mirror.raw = None
+                self._remember(key, mirror)
+
+        self.run(action)
+
+    def delete(self, space: KeySpace, name: str) -> bool:
+        """Delete attribute ``name`` of any kind; False when it was not stored. One EVALSHA."""
+        key = space.collection_key(name)
+
+        def action(client: redis.Redis) -> bool:
+            self._mirrors.pop(key, None)
+            return bool(self._scripts["delete"](keys=[space.hash_key, key], args=[name, kind_field(name)]))
+
+        return self.run(action)
+
+    def names(self, space: KeySpace) -> list[str]:
+        """The names of every stored attribute. HKEYS; one round trip, O(number of fields)."""
+        fields = self.run(lambda client: client.hkeys(space.hash_key))
+        names = (parse_kind_field(_text(field)) for field in fields)
+        return sorted(name for name in names if name is not None)
+
+    # -- lists ----------------------------------------------------------------------------------
+
+    def list_op(
+        self,
+        space: KeySpace,
+        name: str,
+        op: str,
+        args: Sequence[str],
+        update: Callable[[list[Any], list[Any]], None],
+    ) -> tuple[list[Any], Mirror | None]:
+        """Run one ``list_op.lua`` operation; one EVALSHA.
+
+        When the list's mirror is still valid after the reply, ``update(mirror_items, reply)``
+        applies the same change to it. Returns the reply and the mirror (None if not valid).
+        """
+        key = space.collection_key(name)
+
+        def action(client: redis.Redis) -> tuple[list[Any], Mirror | None]:
+            reply = self._scripts["list_op"](keys=[space.hash_key, key], args=[kind_field(name), op, *args])
+            mirror = self._mirrors.get(key)
+            if mirror is not None:
+                update(mirror.value, reply)
+                mirror.version += 1
+                if len(mirror.value) != int(reply[0]):  # defensive: never keep a wrong mirror
+                    self._mirrors.pop(key, None)
+                    mirror = None
+            return reply, mirror
+
+        try:
+            return self.run(action)
+        except ConcurrentModificationError:
+            self.forget(key)
+            raise
+
+    def forget(self, key: str) -> None:
+        """Drop the mirror of ``key`` (after a failed compare-and-set, for instance)."""
+        with self._lock:
+            self._mirrors.pop(key, None)
+
+    # -- dicts ----------------------------------------------------------------------------------
+
+    def doc_ops(self, space: KeySpace, name: str, ops: list[DocOp]) -> list[Any]:
+        """Apply path-level changes to dict attribute ``name``, all or none; return the results.
+
+        With RedisJSON: one EVALSHA of JSON.SET / JSON.DEL / JSON.ARRAPPEND ... at the changed
+        paths, O(size of the change). Without: the ops are applied to the stored text, which is
+        written back by compare-and-set (one EVALSHA, O(size of the document)), retried after a
+        re-read if another writer got there first.
+        """
+        if self.json_module:
+            return self._doc_ops_module(space, name, ops)
+        return self._doc_ops_cas(space, name, ops)
+
+    def _doc_ops_module(self, space: KeySpace, name: str, ops: list[DocOp]) -> list[Any]:
+        key = space.collection_key(name)
+        args = [kind_field(name), str(len(ops))]
+        for op in ops:
+            args.extend(op.script_args())
+
+        def action(client: redis.Redis) -> list[Any]:
+            reply = self._scripts["doc_op"](keys=[space.hash_key, key], args=args)
+            results: list[Any] = []
+            for op, raw in zip(ops, reply, strict=True):
+                if op.op in ("setnx", "pop"):
+                    results.append(codec.loads(raw)[0])
+                elif op.op == "arrpop":
+                    results.append(codec.loads(raw))
+                elif op.op in ("arrappend", "arrinsert"):
+                    results.append(int(raw))
+                else:
+                    results.append(None)
+            mirror = self._mirrors.get(key)
+            if mirror is not None:
+                try:
+                    apply_ops(mirror.value, ops)
+                    mirror.version += 1
+                except Exception:  # the mirror disagrees: drop it rather than trust it
+                    self._mirrors.pop(key, None)
+            return results
+
+        try:
+            return self.run(action)
+        except ConcurrentModificationError:
+            self.forget(key)
+            raise
+
+    def _doc_ops_cas(self, space: KeySpace, name: str, ops: list[DocOp]) -> list[Any]:
+        key = space.collection_key(name)
+        for _attempt in range(_CAS_ATTEMPTS):
+            found = self.read(space, name)
+            if found is None or found[0] != codec.DICT:
+                raise ConcurrentModificationError("the attribute was deleted or replaced by another writer")
+            mirror: Mirror = found[1]
+            assert mirror.raw is not None
+            document = copy.deepcopy(mirror.value)
+            results = apply_ops(document, ops)  # raises MissingKeyError etc. before any write
+            text = codec.dumps(document)
+            expected = hashlib.sha1(mirror.raw).hexdigest()
+
+            def action(client: redis.Redis, text: str = text, expected: str = expected) -> None:
+                self._scripts["doc_cas"](keys=[space.hash_key, key], args=[kind_field(name), expected, text])
+
+            try:
+                self.run(action)
+            except ConcurrentModificationError as exc:
+                self.forget(key)
+                if "deleted or replaced" in str(exc):
+                    raise
+                continue
+            with self._lock:
+                if self._mirrors.get(key) is mirror:
+                    mirror.value, mirror.raw = document, text.encode()
+                    mirror.version += 1
+            return results
+        raise ConcurrentModificationError(f"dict attribute {name!r} kept changing; gave up after {_CAS_ATTEMPTS} tries")

@@ -1,0 +1,200 @@
+"""Python values <-> their Redis representation, and the one registry for type dispatch.
+
+A value assigned to an attribute is classified once, by :func:`kind_of`:
+
+* a scalar kind (``str``, ``int``, ``float``, ``bool``, ``none``) is stored as one field of the
+  object's hash, index-friendly: strings raw, numbers as decimal text, booleans as ``1``/``0``;
+* ``list`` is stored as a Redis List with one JSON document per element;
+* ``dict`` is stored as one JSON document (RedisJSON, or a JSON string without the module).
+
+JSON values are checked before anything is written (:func:`check_json`): only ``dict`` with
+``str`` keys, ``list``, ``str``, ``int`` within 64 bits, finite ``float``, ``bool`` and ``None``
+round-trip exactly, so everything else raises :class:`UnstorableValueError`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, NoReturn, TypeAlias
+
+from redis_memory.errors import ReadOnlyElementError, UnstorableValueError
+
+JSON: TypeAlias = "None | bool | int | float | str | list[JSON] | dict[str, JSON]"
+Scalar: TypeAlias = "None | bool | int | float | str"
+
+LIST = "list"
+DICT = "dict"
+COLLECTION_KINDS = frozenset({LIST, DICT})
+
+_INT64_MIN = -(2**63)
+_INT64_MAX = 2**63 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class ScalarCodec:
+    """How one scalar Python type is written to and read from a hash field."""
+
+    kind: str
+    python_type: type
+    encode: Callable[[Any], str]
+    decode: Callable[[str], Any]
+
+
+def _encode_float(value: float) -> str:
+    if not math.isfinite(value):
+        raise UnstorableValueError(f"cannot store the non-finite float {value!r}")
+    return repr(value)
+
+
+SCALAR_CODECS: dict[type, ScalarCodec] = {
+    str: ScalarCodec("str", str, lambda v: v, lambda s: s),
+    bool: ScalarCodec("bool", bool, lambda v: "1" if v else "0", lambda s: s == "1"),
+    int: ScalarCodec("int", int, str, int),
+    float: ScalarCodec("float", float, _encode_float, float),
+    type(None): ScalarCodec("none", type(None), lambda v: "", lambda s: None),
+}
+_BY_KIND: dict[str, ScalarCodec] = {codec.kind: codec for codec in SCALAR_CODECS.values()}
+
+
+def kind_of(value: object) -> str:
+    """Return the kind a value is stored as, or raise :class:`UnstorableValueError`."""
+    codec = SCALAR_CODECS.get(type(value))
+    if codec is not None:
+        return codec.kind
+    if isinstance(value, list):
+        return LIST
+    if isinstance(value, dict):
+        return DICT
+    raise UnstorableValueError(
+        f"cannot store a value of type {type(value).__name__}: use str, int, float, bool, "
+        "None, a list or a dict of JSON values"
+    )
+
+
+def encode_scalar(value: object) -> tuple[str, str]:
+    """Return ``(kind, text)`` for a scalar value (see :data:`SCALAR_CODECS`)."""
+    codec = SCALAR_CODECS.get(type(value))
+    if codec is None:
+        raise UnstorableValueError(f"{type(value).__name__} is not a scalar kind")
+    return codec.kind, codec.encode(value)
+
+
+def decode_scalar(kind: str, text: str) -> Scalar:
+    """Invert :func:`encode_scalar` for a stored ``kind``."""
+    codec = _BY_KIND.get(kind)
+    if codec is None:
+        raise UnstorableValueError(f"unknown stored kind {kind!r}; written by a newer redis-memory?")
+    result: Scalar = codec.decode(text)
+    return result
+
+
+def check_json(value: object, where: str = "value") -> None:
+    """Raise :class:`UnstorableValueError` unless ``value`` round-trips exactly through JSON."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return
+    if kind is int:
+        if not _INT64_MIN <= value <= _INT64_MAX:  # type: ignore[operator]
+            raise UnstorableValueError(f"{where}: integer {value} does not fit in 64 bits")
+        return
+    if kind is float:
+        if not math.isfinite(value):  # type: ignore[arg-type]
+            raise UnstorableValueError(f"{where}: cannot store the non-finite float {value!r}")
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if type(key) is not str:
+                raise UnstorableValueError(f"{where}: dict keys must be str, not {type(key).__name__}")
+            check_json(item, f"{where}[{key!r}]")
+        return
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            check_json(item, f"{where}[{index}]")
+        return
+    raise UnstorableValueError(
+        f"{where}: cannot store a value of type {kind.__name__} inside a list or dict "
+        "(JSON values only: dict, list, str, int, float, bool, None)"
+    )
+
+
+def dumps(value: object) -> str:
+    """Check ``value`` and encode it as compact JSON text."""
+    check_json(value)
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def thaw(value: Any) -> Any:
+    """Return a plain, mutable deep copy of a JSON value (frozen or proxy containers included)."""
+    if isinstance(value, dict):
+        return {key: thaw(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [thaw(item) for item in value]
+    return value
+
+
+def _read_only(*_args: object, **_kwargs: object) -> NoReturn:
+    raise ReadOnlyElementError(
+        "elements read from a stored list are read-only snapshots; assign "
+        "mem.<name>[i] = new_value to change one, or copy.deepcopy() it for a local copy"
+    )
+
+
+class FrozenDict(dict[str, Any]):
+    """A ``dict`` element of a stored list: a real dict for readers, read-only for writers."""
+
+    __slots__ = ()
+    __setitem__ = __delitem__ = __ior__ = _read_only
+    clear = pop = popitem = setdefault = update = _read_only
+
+    def __copy__(self) -> dict[str, Any]:
+        return dict(self)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = thaw(self)
+        return result
+
+    def __reduce__(self) -> tuple[type, tuple[dict[str, Any]]]:
+        return (dict, (thaw(self),))
+
+
+class FrozenList(list[Any]):
+    """A ``list`` nested in an element of a stored list: a real list, read-only."""
+
+    __slots__ = ()
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _read_only
+    append = extend = insert = pop = remove = clear = sort = reverse = _read_only
+
+    def __copy__(self) -> list[Any]:
+        return list(self)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> list[Any]:
+        result: list[Any] = thaw(self)
+        return result
+
+    def __reduce__(self) -> tuple[type, tuple[list[Any]]]:
+        return (list, (thaw(self),))
+
+
+def _freeze_object(pairs: dict[str, Any]) -> FrozenDict:
+    for key, item in pairs.items():
+        if type(item) is list:
+            pairs[key] = _freeze_list(item)
+    return FrozenDict(pairs)
+
+
+def _freeze_list(items: list[Any]) -> FrozenList:
+    return FrozenList(_freeze_list(item) if type(item) is list else item for item in items)
+
+
+def loads_elements(raw: Iterable[bytes]) -> list[Any]:
+    """Decode stored list elements into read-only values, in one ``json.loads`` call."""
+    items = json.loads(b"[" + b",".join(raw) + b"]", object_hook=_freeze_object)
+    return [_freeze_list(item) if type(item) is list else item for item in items]
+
+
+def loads(raw: bytes | str) -> Any:
+    """Decode one JSON document into plain Python values."""
+    return json.loads(raw)

@@ -1,0 +1,86 @@
+"""Where to find Redis: explicit arguments, then the environment, then the embedded server.
+
+Precedence: ``client=`` or ``url=`` (or the original package's ``redis_hostname=`` /
+``redis_port=``), then ``$REDIS_URL``, then ``$REDIS_HOST`` / ``$REDIS_PORT``, then the
+embedded server (:mod:`redis_memory.server`). Every memory object that resolves to the same
+server in one process shares one :class:`~redis_memory.backend.Backend`: one connection,
+not one per operation.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import weakref
+from typing import Any
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from redis_memory.backend import Backend
+from redis_memory.keys import DEFAULT_PREFIX, check_prefix
+from redis_memory.server import ensure_server
+
+_lock = threading.Lock()
+_by_url: dict[str, Backend] = {}
+_by_client: weakref.WeakKeyDictionary[redis.Redis, Backend] = weakref.WeakKeyDictionary()
+
+# Commands are never resent automatically: a write whose reply was lost might be applied twice.
+_POOL_OPTIONS: dict[str, Any] = {"protocol": 3, "retry": Retry(NoBackoff(), 0), "socket_connect_timeout": 10}
+
+
+def resolve_url(url: str | None = None, host: str | None = None, port: int | None = None) -> str:
+    """The Redis URL to use, by the precedence in the module docstring (may start the embedded server)."""
+    if url:
+        return url
+    if host or port:
+        return f"redis://{host or 'localhost'}:{int(port or 6379)}/0"
+    env_url = os.environ.get("REDIS_URL")
+    if env_url:
+        return env_url
+    env_host, env_port = os.environ.get("REDIS_HOST"), os.environ.get("REDIS_PORT")
+    if env_host or env_port:
+        return f"redis://{env_host or 'localhost'}:{int(env_port or 6379)}/0"
+    return f"unix://{ensure_server()}"
+
+
+def resolve_prefix(prefix: str | None) -> str:
+    """The key prefix: the argument, else ``$REDIS_PREFIX``, else ``memory:``."""
+    if prefix is None:
+        prefix = os.environ.get("REDIS_PREFIX", DEFAULT_PREFIX)
+    return check_prefix(prefix)
+
+
+def backend_for(
+    *, url: str | None = None, client: redis.Redis | None = None, host: str | None = None, port: int | None = None
+) -> Backend:
+    """The shared backend for these connection settings (created on first use)."""
+    if client is not None:
+        with _lock:
+            found = _by_client.get(client)
+            if found is None:
+                found = _by_client[client] = Backend(_pool_from_client(client), label=repr(client))
+            return found
+    resolved = resolve_url(url, host, port)
+    with _lock:
+        found = _by_url.get(resolved)
+        if found is None:
+            found = _by_url[resolved] = Backend(lambda: redis.ConnectionPool.from_url(resolved, **_POOL_OPTIONS), resolved)
+        return found
+
+
+def _pool_from_client(client: redis.Redis) -> Any:
+    pool = client.connection_pool
+    options = {**pool.connection_kwargs, **_POOL_OPTIONS}
+    return lambda: redis.ConnectionPool(connection_class=pool.connection_class, **options)
+
+
+def reset() -> None:
+    """Close every shared backend of this process (tests and long-lived apps switching servers)."""
+    with _lock:
+        backends = [*_by_url.values(), *_by_client.values()]
+        _by_url.clear()
+        _by_client.clear()
+    for backend in backends:
+        backend.close()

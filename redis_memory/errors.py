@@ -1,0 +1,83 @@
+"""The whole exception tree of redis-memory.
+
+Every error the library raises on purpose derives from :class:`RedisMemoryError`; each leaf
+also derives from the builtin exception a caller would naturally catch::
+
+    RedisMemoryError
+    ├── UnstorableValueError        (TypeError)       value cannot be stored; nothing written
+    ├── ReadOnlyElementError        (TypeError)       in-place change of a stored list element
+    ├── WrongTypeError              (TypeError)       a key holds a Redis type we did not expect
+    ├── InvalidNameError            (ValueError)      bad attribute name, id or prefix
+    ├── MissingAttributeError       (AttributeError)  attribute not stored
+    ├── MissingKeyError             (KeyError)        dict key not stored
+    ├── MissingIndexError           (IndexError)      list index out of range
+    ├── ConcurrentModificationError (RuntimeError)    another process changed what we changed
+    ├── EmbeddedServerError         (RuntimeError)    the embedded redis-server cannot start
+    ├── RedisConnectionError        (ConnectionError) Redis cannot be reached
+    └── ServerError                                   any other error reply from Redis
+
+redis-py's exceptions never escape: :func:`translate` maps them at one boundary
+(``redis_memory.backend``) with ``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+import redis.exceptions
+
+
+class RedisMemoryError(Exception):
+    """Base class of every error redis-memory raises on purpose."""
+
+
+class UnstorableValueError(RedisMemoryError, TypeError):
+    """The value cannot be stored (unsupported type, NaN, out-of-range integer); nothing was written."""
+
+
+class ReadOnlyElementError(RedisMemoryError, TypeError):
+    """An element read from a stored list was changed in place; assign ``lst[i] = new`` instead."""
+
+
+class WrongTypeError(RedisMemoryError, TypeError):
+    """A key of this memory holds a Redis type other than the one its attribute kind needs."""
+
+
+class InvalidNameError(RedisMemoryError, ValueError):
+    """An attribute name, memory id or key prefix is not acceptable."""
+
+
+class MissingAttributeError(RedisMemoryError, AttributeError):
+    """The attribute is not stored in this memory."""
+
+
+class MissingKeyError(RedisMemoryError, KeyError):
+    """The key is not in the stored dict."""
+
+
+class MissingIndexError(RedisMemoryError, IndexError):
+    """The index is outside the stored list."""
+
+
+class ConcurrentModificationError(RedisMemoryError, RuntimeError):
+    """Another process replaced or changed the value this operation meant to change; nothing was written."""
+
+
+class EmbeddedServerError(RedisMemoryError, RuntimeError):
+    """The embedded redis-server could not be found or started."""
+
+
+class RedisConnectionError(RedisMemoryError, ConnectionError):
+    """Redis could not be reached (refused, reset, timed out)."""
+
+
+class ServerError(RedisMemoryError):
+    """Redis answered with an error this library does not map to a more specific class."""
+
+
+def translate(exc: redis.exceptions.RedisError) -> RedisMemoryError:
+    """Map a redis-py exception to the public error it stands for (callers ``raise ... from exc``)."""
+    if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
+        return RedisConnectionError(f"cannot reach Redis: {exc}")
+    message = str(exc)
+    if message.startswith("WRONGTYPE"):
+        return WrongTypeError(f"a key holds an unexpected Redis type: {message}")
+    return ServerError(message)

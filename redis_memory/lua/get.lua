@@ -1,0 +1,19 @@
+-- Read one attribute: its kind and its value, in one round trip.
+-- KEYS[1] object hash, KEYS[2] collection key
+-- ARGV[1] attribute name, ARGV[2] its kind field, ARGV[3] '1' when RedisJSON is loaded
+-- Returns {} when the attribute is not stored, else {kind, value}; reading the collection
+-- also registers the key for client-side tracking.
+local kind = redis.call('HGET', KEYS[1], ARGV[2])
+if not kind then
+  return {}
+end
+if kind == 'list' then
+  return {kind, redis.call('LRANGE', KEYS[2], 0, -1)}
+end
+if kind == 'dict' then
+  if ARGV[3] == '1' then
+    return {kind, redis.call('JSON.GET', KEYS[2], '$')}
+  end
+  return {kind, redis.call('GET', KEYS[2])}
+end
+return {kind, redis.call('HGET', KEYS[1], ARGV[1])}

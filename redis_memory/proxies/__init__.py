@@ -1,0 +1,1 @@
+"""Write-through Python containers, one module per Redis structure."""

@@ -1,0 +1,192 @@
+"""``RedisList``: a list attribute, stored as a Redis List of JSON elements.
+
+A ``RedisList`` *is* a ``list``: its items are filled in when the attribute is read, so json,
+orjson, pydantic, ``x + [...]`` and the LLM SDKs see the real content. Reading is served from
+the backend's tracked mirror (no round trip while no other process changed the list).
+Every mutating method writes through to Redis in one atomic EVALSHA and then updates the
+local items; if another process changed the list meanwhile, the local items are re-read.
+Elements are read-only snapshots (:class:`~redis_memory.codec.FrozenDict`): change one with
+``lst[i] = new_value``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, SupportsIndex
+
+from redis_memory import codec
+from redis_memory.backend import Backend, Mirror
+from redis_memory.errors import MissingIndexError
+from redis_memory.keys import KeySpace
+
+
+def _element(raw: str | bytes) -> Any:
+    return codec.loads_elements([raw.encode() if isinstance(raw, str) else raw])[0]
+
+
+class RedisList(list[Any]):
+    """A ``list`` whose mutations write through to a Redis List (see the module docstring)."""
+
+    __slots__ = ("_backend", "_space", "_name", "_mirror", "_version")
+
+    def __init__(self, backend: Backend, space: KeySpace, name: str, mirror: Mirror) -> None:
+        """Bind to attribute ``name``; the items are copied from ``mirror`` (no round trip)."""
+        list.__init__(self, mirror.value)
+        self._backend, self._space, self._name = backend, space, name
+        self._mirror: Mirror | None = mirror
+        self._version = mirror.version
+
+    def bound_to(self, backend: Backend, space: KeySpace, name: str) -> bool:
+        """True when this list is attribute ``name`` of that memory (``+=`` rebinds it)."""
+        return self._backend is backend and self._space == space and self._name == name
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _write(self, op: str, args: list[str], update: Callable[[list[Any], list[Any]], None]) -> list[Any]:
+        key = self._space.collection_key(self._name)
+        before = self._version if self._backend.alive(key, self._mirror) else None
+        reply, mirror = self._backend.list_op(self._space, self._name, op, args, update)
+        if mirror is not None and mirror is self._mirror and before is not None and mirror.version == before + 1:
+            update(self, reply)
+            self._version = mirror.version
+        else:
+            self.refresh()
+        return reply
+
+    def refresh(self) -> None:
+        """Re-read the items from Redis (or the mirror). O(n) when the list changed elsewhere."""
+        found = self._backend.read(self._space, self._name)
+        mirror = found[1] if found is not None and found[0] == codec.LIST else None
+        list.__init__(self, mirror.value if mirror is not None else [])
+        self._mirror = mirror
+        self._version = mirror.version if mirror is not None else -1
+
+    def _index(self, index: SupportsIndex) -> int:
+        position = index.__index__()
+        if position < 0:
+            position += len(self)
+        if not 0 <= position < len(self):
+            raise MissingIndexError("list index out of range")
+        return position
+
+    def _replace(self, items: list[Any]) -> None:
+        old = [codec.dumps(item) for item in self]
+        new = [codec.dumps(item) for item in items]
+        elements = codec.loads_elements(raw.encode() for raw in new)
+
+        def update(target: list[Any], reply: list[Any]) -> None:
+            list.__init__(target, elements)
+
+        self._write("replace", [str(len(old)), *old, *new], update)
+
+    # -- appending ---------------------------------------------------------------------------
+
+    def append(self, value: Any) -> None:
+        """Append one element. RPUSH; O(1), one round trip, whatever the list's length."""
+        raw = codec.dumps(value)
+        element = _element(raw)
+        self._write("push", [raw], lambda target, reply: list.append(target, element))
+
+    def extend(self, values: Iterable[Any]) -> None:
+        """Append every element of ``values`` atomically. RPUSH; O(k), one round trip."""
+        raws = [codec.dumps(value) for value in list(values)]
+        if not raws:
+            return
+        elements = codec.loads_elements(raw.encode() for raw in raws)
+        self._write("push", raws, lambda target, reply: list.extend(target, elements))
+
+    def __iadd__(self, values: Iterable[Any]) -> RedisList:  # type: ignore[override,misc]
+        """``lst += values``: :meth:`extend` (the attribute is rebound to itself, not rewritten)."""
+        self.extend(values)
+        return self
+
+    def insert(self, index: SupportsIndex, value: Any) -> None:
+        """Insert before ``index`` like ``list.insert``. LPUSH/RPUSH at the ends, else O(n - index)."""
+        position = index.__index__()
+        if position < 0:
+            position = max(0, position + len(self))
+        position = min(position, len(self))
+        raw = codec.dumps(value)
+        element = _element(raw)
+        self._write("insert", [str(position), raw], lambda target, reply: list.insert(target, position, element))
+
+    # -- removing ----------------------------------------------------------------------------
+
+    def pop(self, index: SupportsIndex = -1) -> Any:
+        """Remove and return an element. ``pop()`` is RPOP and ``pop(0)`` LPOP (O(1)); any other
+        index is checked against the element read (compare-and-delete, O(n - index))."""
+        position = index.__index__()
+        if position == -1 or (position == len(self) - 1 and position >= 0):
+            reply = self._write("popright", [], lambda target, reply: list.pop(target))
+        elif position == 0 or position == -len(self):
+            reply = self._write("popleft", [], lambda target, reply: list.pop(target, 0))
+        else:
+            position = self._index(position)
+            expected = codec.dumps(self[position])
+            reply = self._write("delete", [str(position), expected], lambda target, reply: list.pop(target, position))
+        return codec.loads(reply[1])
+
+    def remove(self, value: Any) -> None:
+        """Remove the first element equal to ``value`` (``ValueError`` if none); compare-and-delete."""
+        self.pop(self.index(value))
+
+    def clear(self) -> None:
+        """Remove every element; the attribute stays a list. DEL; one round trip."""
+        self._write("clear", [], lambda target, reply: list.clear(target))
+
+    # -- replacing ---------------------------------------------------------------------------
+
+    def __setitem__(self, index: SupportsIndex | slice, value: Any) -> None:
+        """``lst[i] = v``: LSET if element ``i`` is still the one read; slices rewrite the list."""
+        if isinstance(index, slice):
+            items = list(self)
+            items[index] = list(value)
+            self._replace(items)
+            return
+        position = self._index(index)
+        raw = codec.dumps(value)
+        element = _element(raw)
+        expected = codec.dumps(self[position])
+
+        def update(target: list[Any], reply: list[Any]) -> None:
+            list.__setitem__(target, position, element)
+
+        self._write("set", [str(position), expected, raw], update)
+
+    def __delitem__(self, index: SupportsIndex | slice) -> None:
+        """``del lst[i]`` like :meth:`pop`; ``del lst[a:b]`` rewrites the list (compare-and-set)."""
+        if isinstance(index, slice):
+            items = list(self)
+            del items[index]
+            self._replace(items)
+            return
+        self.pop(index)
+
+    def sort(self, *, key: Callable[[Any], Any] | None = None, reverse: bool = False) -> None:
+        """Sort like ``list.sort`` and rewrite the list (compare-and-set, O(n))."""
+        self._replace(sorted(self, key=key, reverse=reverse))  # type: ignore[arg-type]
+
+    def reverse(self) -> None:
+        """Reverse like ``list.reverse`` and rewrite the list (compare-and-set, O(n))."""
+        self._replace(list(reversed(self)))
+
+    def __imul__(self, count: SupportsIndex) -> RedisList:  # type: ignore[override,misc]
+        """``lst *= n`` rewrites the list (compare-and-set, O(n * count))."""
+        self._replace(list(self) * count.__index__())
+        return self
+
+    # -- copies --------------------------------------------------------------------------------
+
+    def copy(self) -> list[Any]:
+        """A plain, mutable deep copy of the items (no longer tied to Redis)."""
+        result: list[Any] = codec.thaw(self)
+        return result
+
+    def __copy__(self) -> list[Any]:
+        return list(self)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> list[Any]:
+        return self.copy()
+
+    def __reduce__(self) -> tuple[type, tuple[list[Any]]]:
+        return (list, (self.copy(),))
