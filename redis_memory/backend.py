@@ -208,16 +208,16 @@ class Backend:
 
     # -- attributes ---------------------------------------------------------------------------
 
-    def read(self, space: KeySpace, name: str) -> tuple[str, Any] | None:
+    def read(self, space: KeySpace, name: str, cached: bool = True) -> tuple[str, Any] | None:
         """Read one attribute: ``(kind, scalar)`` or ``(kind, Mirror)``; None when not stored.
 
-        A mirrored collection costs no round trip; otherwise one EVALSHA (HGET + LRANGE,
-        JSON.GET or HGET; O(size of the value)).
+        A mirrored collection costs no round trip when ``cached``; otherwise one EVALSHA
+        (HGET + LRANGE, JSON.GET or HGET; O(size of the value)).
         """
         key = space.collection_key(name)
 
         def action(client: redis.Redis) -> tuple[str, Any] | None:
-            mirror = self._mirrors.get(key)
+            mirror = self._mirrors.get(key) if cached else None
             if mirror is not None:
                 self._mirrors.move_to_end(key)
                 return mirror.kind, mirror
@@ -253,7 +253,7 @@ class Backend:
             payload = [codec.dumps(item) for item in value]  # type: ignore[attr-defined]
             mirror = Mirror(kind, codec.loads_elements(item.encode() for item in payload))
         elif kind == codec.DICT:
-            text = codec.dumps(value)
+            text = codec.dumps(value, addressable=True)
             payload = [text]
             mirror = Mirror(kind, codec.loads(text), raw=text.encode())
         else:

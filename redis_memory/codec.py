@@ -91,8 +91,12 @@ def decode_scalar(kind: str, text: str) -> Scalar:
     return result
 
 
-def check_json(value: object, where: str = "value") -> None:
-    """Raise :class:`UnstorableValueError` unless ``value`` round-trips exactly through JSON."""
+def check_json(value: object, where: str = "value", *, addressable: bool = False) -> None:
+    """Raise :class:`UnstorableValueError` unless ``value`` round-trips exactly through JSON.
+
+    ``addressable`` (dict attributes): dict keys must also be reachable by a RedisJSON path,
+    which excludes keys containing ``"`` or ``\\`` (RedisJSON 2.8 writes them escaped).
+    """
     kind = type(value)
     if kind is str or kind is bool or value is None:
         return
@@ -106,13 +110,12 @@ def check_json(value: object, where: str = "value") -> None:
         return
     if isinstance(value, dict):
         for key, item in value.items():
-            if type(key) is not str:
-                raise UnstorableValueError(f"{where}: dict keys must be str, not {type(key).__name__}")
-            check_json(item, f"{where}[{key!r}]")
+            check_key(key, where, addressable=addressable)
+            check_json(item, f"{where}[{key!r}]", addressable=addressable)
         return
     if isinstance(value, list):
         for index, item in enumerate(value):
-            check_json(item, f"{where}[{index}]")
+            check_json(item, f"{where}[{index}]", addressable=addressable)
         return
     raise UnstorableValueError(
         f"{where}: cannot store a value of type {kind.__name__} inside a list or dict "
@@ -120,9 +123,21 @@ def check_json(value: object, where: str = "value") -> None:
     )
 
 
-def dumps(value: object) -> str:
-    """Check ``value`` and encode it as compact JSON text."""
-    check_json(value)
+def check_key(key: object, where: str = "value", *, addressable: bool = False) -> str:
+    """Raise :class:`UnstorableValueError` unless ``key`` can be a key of a stored dict."""
+    if type(key) is not str:
+        raise UnstorableValueError(f"{where}: dict keys must be str, not {type(key).__name__}")
+    if addressable and ('"' in key or "\\" in key):
+        raise UnstorableValueError(
+            f"{where}: dict key {key!r} contains '\"' or '\\\\', which a dict attribute cannot hold "
+            "(RedisJSON paths cannot address such keys); store it inside a list element instead"
+        )
+    return key
+
+
+def dumps(value: object, *, addressable: bool = False) -> str:
+    """Check ``value`` (see :func:`check_json`) and encode it as compact JSON text."""
+    check_json(value, addressable=addressable)
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 

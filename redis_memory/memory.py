@@ -45,6 +45,7 @@ class Memory:
 
     _space: KeySpace
     _backend: Backend
+    _cache: bool
 
     def __init__(
         self,
@@ -56,12 +57,18 @@ class Memory:
         redis_hostname: str | None = None,
         redis_port: int | None = None,
         redis_prefix: str | None = None,
+        cache: bool = True,
     ) -> None:
-        """Open the memory ``memory_id`` (nothing is read until an attribute is)."""
+        """Open the memory ``memory_id`` (nothing is read until an attribute is).
+
+        ``cache=False`` makes every read of a list or dict a round trip instead of serving
+        the server-invalidated mirror (see docs/design.md, "Reads").
+        """
         space = KeySpace(resolve_prefix(prefix if prefix is not None else redis_prefix), normalize_id(memory_id))
         backend = backend_for(url=url, client=client, host=redis_hostname, port=redis_port)
         object.__setattr__(self, "_space", space)
         object.__setattr__(self, "_backend", backend)
+        object.__setattr__(self, "_cache", cache)
 
     @property
     def memory_id(self) -> str:
@@ -78,7 +85,7 @@ class Memory:
             check_name(name)
         except InvalidNameError:
             raise MissingAttributeError(f"{type(self).__name__!r} object has no attribute {name!r}") from None
-        found = self._backend.read(self._space, name)
+        found = self._backend.read(self._space, name, cached=self._cache)
         if found is None:
             raise MissingAttributeError(f"{type(self).__name__!r} object has no stored attribute {name!r}")
         kind, value = found
@@ -149,6 +156,7 @@ class ConversationMemory(Memory):
         redis_hostname: str | None = None,
         redis_port: int | None = None,
         redis_prefix: str | None = None,
+        cache: bool = True,
     ) -> None:
         """Open conversation ``conversation_id`` (nothing is read until an attribute is)."""
         super().__init__(
@@ -159,6 +167,7 @@ class ConversationMemory(Memory):
             redis_hostname=redis_hostname,
             redis_port=redis_port,
             redis_prefix=redis_prefix,
+            cache=cache,
         )
 
     @property

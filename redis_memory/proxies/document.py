@@ -18,7 +18,7 @@ from typing import Any, SupportsIndex
 from redis_memory import codec
 from redis_memory.backend import Backend
 from redis_memory.docops import DocOp, Path, apply_op, check_op
-from redis_memory.errors import MissingIndexError, MissingKeyError, UnstorableValueError
+from redis_memory.errors import MissingIndexError, MissingKeyError
 from redis_memory.keys import KeySpace
 
 _MISSING = object()
@@ -89,13 +89,11 @@ class RedisDict(_Node, dict[str, Any]):
 
     @staticmethod
     def _key(key: object) -> str:
-        if type(key) is not str:
-            raise UnstorableValueError(f"dict keys must be str, not {type(key).__name__}")
-        return key
+        return codec.check_key(key, "key", addressable=True)
 
     def __setitem__(self, key: str, value: Any) -> None:
         """``d[k] = v``: JSON.SET at ``path.k``; O(size of v), one round trip."""
-        codec.check_json(value)
+        codec.check_json(value, addressable=True)
         self._apply([DocOp("set", self._path, self._key(key), value)])
 
     def __delitem__(self, key: str) -> None:
@@ -107,7 +105,7 @@ class RedisDict(_Node, dict[str, Any]):
         pairs = dict(*args, **kwargs)
         for key, value in pairs.items():
             self._key(key)
-            codec.check_json(value, f"value[{key!r}]")
+            codec.check_json(value, f"value[{key!r}]", addressable=True)
         if pairs:
             self._apply([DocOp("set", self._path, key, value) for key, value in pairs.items()])
 
@@ -118,7 +116,7 @@ class RedisDict(_Node, dict[str, Any]):
 
     def setdefault(self, key: str, default: Any = None) -> Any:
         """Return ``d[k]``, first storing ``default`` there if absent (JSON.SET NX, atomic)."""
-        codec.check_json(default)
+        codec.check_json(default, addressable=True)
         current = self._backend.doc_ops(self._space, self._name, [DocOp("setnx", self._path, self._key(key), default)])
         value = self._wrap(current[0], (*self._path, key))
         dict.__setitem__(self, key, value)
@@ -183,13 +181,13 @@ class RedisDocList(_Node, list[Any]):
 
     def append(self, value: Any) -> None:
         """Append one element: JSON.ARRAPPEND; O(size of value), one round trip."""
-        codec.check_json(value)
+        codec.check_json(value, addressable=True)
         self._apply([DocOp("arrappend", self._path, None, value)])
 
     def extend(self, values: Iterable[Any]) -> None:
         """Append every element atomically: JSON.ARRAPPEND each, one round trip."""
         items = list(values)
-        codec.check_json(items)
+        codec.check_json(items, addressable=True)
         if items:
             self._apply([DocOp("arrappend", self._path, None, item) for item in items])
 
@@ -200,7 +198,7 @@ class RedisDocList(_Node, list[Any]):
 
     def insert(self, index: SupportsIndex, value: Any) -> None:
         """Insert before ``index``: JSON.ARRINSERT; one round trip."""
-        codec.check_json(value)
+        codec.check_json(value, addressable=True)
         position = index.__index__()
         if position < 0:
             position = max(0, position + len(self))
@@ -224,7 +222,7 @@ class RedisDocList(_Node, list[Any]):
         self._apply([DocOp("replace", self._path, None, [])])
 
     def _replace(self, items: list[Any]) -> None:
-        codec.check_json(items)
+        codec.check_json(items, addressable=True)
         self._apply([DocOp("replace", self._path, None, codec.thaw(items))])
 
     def __setitem__(self, index: SupportsIndex | slice, value: Any) -> None:
@@ -234,7 +232,7 @@ class RedisDocList(_Node, list[Any]):
             items[index] = list(value)
             self._replace(items)
             return
-        codec.check_json(value)
+        codec.check_json(value, addressable=True)
         self._apply([DocOp("arrset", self._path, self._position(index), value)])
 
     def __delitem__(self, index: SupportsIndex | slice) -> None:

@@ -1,0 +1,38 @@
+# Everything installs into .venv from the package registries; nothing else is assumed.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: install run test lint bench docs clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[server,dev]'
+	touch $@
+
+## The seed's chat bot, in two processes, on the embedded server.
+run: install
+	$(PY) examples/chatbot.py
+
+## The test suite, against real redis-server processes started by the fixtures.
+test: install
+	$(PY) -m pytest -q -p no:cacheprovider
+
+lint: install
+	$(VENV)/bin/ruff check redis_memory tests bench examples
+	$(VENV)/bin/ruff format --check redis_memory tests bench examples
+	$(VENV)/bin/mypy
+
+## Latency ratios against raw redis-py on the same server, in one run.
+bench: install
+	$(PY) bench/bench.py
+
+## Run every code block of README.md and docs/ (also part of `make test`).
+docs: install
+	$(PY) -m pytest -q -p no:cacheprovider tests/test_docs.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,71 @@
+"""Fixtures: real redis-server processes (with and without modules) and fresh key prefixes."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from redis_memory import ConversationMemory, config
+from tests.servers import RedisProcess
+
+SERVER_KINDS = ["modules", "plain"]
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, RedisProcess]]:
+    """One server with RedisJSON + RediSearch and one without, for the whole session."""
+    base = Path(tmp_path_factory.mktemp("srv"))
+    started = {kind: RedisProcess(base / kind, modules=(kind == "modules")).start() for kind in SERVER_KINDS}
+    yield started
+    config.reset()
+    for server in started.values():
+        server.stop()
+
+
+@pytest.fixture(params=SERVER_KINDS)
+def server(request: pytest.FixtureRequest, servers: dict[str, RedisProcess]) -> RedisProcess:
+    """Each test that takes ``server`` runs twice: with the modules and without."""
+    return servers[request.param]
+
+
+@pytest.fixture
+def modules_server(servers: dict[str, RedisProcess]) -> RedisProcess:
+    """The server with RedisJSON + RediSearch only."""
+    return servers["modules"]
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A key prefix of this test's own, instead of flushing a shared server."""
+    return f"t{uuid.uuid4().hex[:10]}:"
+
+
+@pytest.fixture
+def raw(server: RedisProcess) -> Iterator[redis.Redis]:
+    """A plain redis-py client to the same server, to look at what the library stored."""
+    client = redis.Redis(unix_socket_path=str(server.socket), decode_responses=True)
+    yield client
+    client.close()
+
+
+MemoryFactory = Callable[..., ConversationMemory]
+
+
+@pytest.fixture
+def memory(server: RedisProcess, prefix: str) -> MemoryFactory:
+    """``memory("c1")`` opens ConversationMemory("c1") on this test's server and prefix.
+
+    ``memory("c1", separate=True)`` uses a connection (and mirror table) of its own, as
+    another process would; ``cache=False`` reads every list/dict with a round trip.
+    """
+
+    def factory(conversation_id: object = "c1", *, separate: bool = False, cache: bool = True) -> ConversationMemory:
+        if separate:
+            return ConversationMemory(conversation_id, client=server.client(), prefix=prefix, cache=cache)  # type: ignore[arg-type]
+        return ConversationMemory(conversation_id, url=server.url, prefix=prefix, cache=cache)  # type: ignore[arg-type]
+
+    return factory

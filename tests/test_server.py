@@ -1,0 +1,158 @@
+"""The embedded default server and the connection settings' precedence."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import socket
+import stat
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from redis_memory import ConversationMemory, EmbeddedServerError, config, server
+from tests.servers import RedisProcess
+
+
+@pytest.fixture
+def home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh REDIS_MEMORY_HOME (short enough for a unix socket path) and no other settings."""
+    directory = Path(tempfile.mkdtemp(prefix="rmh", dir="/tmp"))
+    for name in ("REDIS_URL", "REDIS_HOST", "REDIS_PORT", "REDIS_PREFIX"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("REDIS_MEMORY_HOME", str(directory))
+    config.reset()
+    yield directory
+    config.reset()
+    server.stop_server(directory)
+
+
+def start_in_child(home: str) -> tuple[str, int]:
+    os.environ["REDIS_MEMORY_HOME"] = home
+    path = server.ensure_server()
+    pid = int((Path(home) / "redis.pid").read_text())
+    return str(path), pid
+
+
+def test_no_configuration_starts_the_embedded_server_with_modules(home: Path) -> None:
+    mem = ConversationMemory("c1")
+    mem.messages = [{"role": "user", "content": "Hi"}]
+    mem.context = {"topic": "billing"}
+    client = redis.Redis(unix_socket_path=str(home / "redis.sock"), decode_responses=True)
+    names = {module["name"] for module in client.module_list()}
+    assert {"ReJSON", "search"} <= names
+    assert client.type("memory:{c1}:context") == "ReJSON-RL"
+    assert client.config_get("port")["port"] == "0"
+    assert client.config_get("appendonly")["appendonly"] == "yes"
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    assert stat.S_IMODE((home / "redis.sock").stat().st_mode) == 0o700
+    client.close()
+
+
+def test_processes_starting_at_once_share_one_server(home: Path) -> None:
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(4) as pool:
+        results = pool.map(start_in_child, [str(home)] * 4)
+    assert len({path for path, _ in results}) == 1
+    assert len({pid for _, pid in results}) == 1
+    assert server.ensure_server(home) == Path(results[0][0])
+
+
+def test_data_survives_a_restart_of_the_embedded_server(home: Path) -> None:
+    mem = ConversationMemory("durable")
+    mem.messages = [{"n": 1}]
+    mem.messages.append({"n": 2})
+    mem.state = "active"
+    config.reset()
+    assert server.stop_server(home)
+    assert not server.stop_server(home)
+    mem = ConversationMemory("durable")  # starts it again
+    assert mem.messages == [{"n": 1}, {"n": 2}]
+    assert mem.state == "active"
+
+
+def test_too_long_a_home_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_MEMORY_HOME", "/tmp/" + "x" * 120)
+    with pytest.raises(EmbeddedServerError, match="too long"):
+        server.ensure_server()
+
+
+def test_no_server_binary_is_a_clear_error(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_MEMORY_SERVER", str(home / "no-such-redis-server"))
+    with pytest.raises(EmbeddedServerError):
+        server.ensure_server()
+
+
+def test_server_module_command_line(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert server.main(["status"]) == 0
+    assert "not running" in capsys.readouterr().out
+    assert server.main(["start"]) == 0
+    assert server.main(["status"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("running")
+    assert server.main(["stop"]) == 0
+    assert server.main(["bogus"]) == 2
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def tcp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
+    process = RedisProcess(Path(tmp_path_factory.mktemp("tcp")), modules=False, port=free_port()).start()
+    yield process
+    process.stop()
+
+
+def test_precedence_of_connection_settings(
+    home: Path, tcp_server: RedisProcess, servers: dict[str, RedisProcess], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plain, modules = servers["plain"], servers["modules"]
+
+    def where(**kwargs: object) -> str:
+        ConversationMemory("where", **kwargs).probe = 1  # type: ignore[arg-type]
+        for name, candidate in (("tcp", tcp_server), ("plain", plain), ("modules", modules)):
+            client = candidate.client()
+            if client.exists("memory:{where}"):
+                client.delete("memory:{where}")
+                return name
+        embedded = redis.Redis(unix_socket_path=str(home / "redis.sock"))
+        assert embedded.delete("memory:{where}") == 1
+        return "embedded"
+
+    monkeypatch.setenv("REDIS_HOST", "127.0.0.1")
+    monkeypatch.setenv("REDIS_PORT", str(tcp_server.port))
+    assert where() == "tcp"
+    monkeypatch.setenv("REDIS_URL", plain.url)
+    assert where() == "plain"
+    assert where(url=modules.url) == "modules"
+    assert where(client=modules.client()) == "modules"
+    assert where(redis_hostname="127.0.0.1", redis_port=tcp_server.port) == "tcp"
+    for name in ("REDIS_URL", "REDIS_HOST", "REDIS_PORT"):
+        monkeypatch.delenv(name)
+    assert where() == "embedded"
+
+
+def test_one_backend_per_server_per_process(servers: dict[str, RedisProcess], prefix: str) -> None:
+    url = servers["plain"].url
+    first = ConversationMemory("a", url=url, prefix=prefix)
+    second = ConversationMemory("b", url=url, prefix=prefix)
+    assert first._backend is second._backend
+    first.x, second.x = 1, 2
+    client = servers["plain"].client()
+    tracked = [line for line in client.client_list() if "t" in line["flags"]]
+    assert len(tracked) >= 1
+    client.close()
+
+
+def test_an_unreachable_server_raises_a_connection_error(prefix: str) -> None:
+    mem = ConversationMemory("down", url=f"redis://127.0.0.1:{free_port()}/0", prefix=prefix)
+    with pytest.raises(ConnectionError):
+        mem.x = 1
+    with pytest.raises(ConnectionError):
+        _ = mem.x
