@@ -22,13 +22,13 @@ from redis_memory.proxies.list import RedisList
 __version__ = "0.1.0"
 
 __all__ = [
+    "JSON",
     "ConcurrentModificationError",
     "ConversationMemory",
     "EmbeddedServerError",
     "FrozenDict",
     "FrozenList",
     "InvalidNameError",
-    "JSON",
     "Memory",
     "MissingAttributeError",
     "MissingIndexError",

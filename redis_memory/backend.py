@@ -106,8 +106,7 @@ class Backend:
         self._mirrors.clear()
         self._client = None  # a connection inherited through fork() is never touched again
         client = redis.Redis(connection_pool=self._pool_factory(), single_connection_client=True)
-        connection = client.connection
-        assert connection is not None
+        connection: Any = client.connection
         connection.register_connect_callback(self._on_connect)
         self._on_connect(connection)
         self._scripts = {name: client.register_script(_script_source(name)) for name in _SCRIPTS}
@@ -131,7 +130,7 @@ class Backend:
 
     def _drain(self, client: redis.Redis) -> None:
         """Read every invalidation already sent to us, so no stale mirror is served."""
-        connection = client.connection
+        connection: Any = client.connection
         if connection is None or not connection.is_connected:
             self._mirrors.clear()
             return
@@ -179,7 +178,7 @@ class Backend:
         """True when the server has RedisJSON loaded (asked once, then remembered)."""
         if self._json_module is None:
 
-            def probe(client: redis.Redis) -> bool:
+            def probe(client: Any) -> bool:
                 try:
                     client.execute_command("JSON.TYPE", "memory:__probe__")
                 except redis.exceptions.ResponseError:
@@ -191,7 +190,7 @@ class Backend:
 
     def execute(self, *args: Any) -> Any:
         """Run one raw command (for the library's own modules; users never need it)."""
-        return self.run(lambda client: client.execute_command(*args))
+        return self.run(lambda client: client.execute_command(*args))  # type: ignore[no-untyped-call]
 
     # -- mirrors ----------------------------------------------------------------------------
 

@@ -66,7 +66,8 @@ def backend_for(
     with _lock:
         found = _by_url.get(resolved)
         if found is None:
-            found = _by_url[resolved] = Backend(lambda: redis.ConnectionPool.from_url(resolved, **_POOL_OPTIONS), resolved)
+            pool_factory = lambda: redis.ConnectionPool.from_url(resolved, **_POOL_OPTIONS)  # noqa: E731
+            found = _by_url[resolved] = Backend(pool_factory, resolved)
         return found
 
 

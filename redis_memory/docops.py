@@ -72,9 +72,7 @@ def _container(doc: Any, op: DocOp) -> Any:
         try:
             node = node[part]
         except (KeyError, IndexError, TypeError) as exc:
-            raise ConcurrentModificationError(
-                "the dict or list at this path was changed by another writer"
-            ) from exc
+            raise ConcurrentModificationError("the dict or list at this path was changed by another writer") from exc
     want = dict if op.op in OBJECT_OPS or (op.op == "replace" and isinstance(op.value, dict)) else list
     if not isinstance(node, want):
         raise ConcurrentModificationError("the dict or list at this path was changed by another writer")

@@ -71,9 +71,7 @@ def check_name(name: object) -> str:
 def check_prefix(prefix: object) -> str:
     """Validate a key prefix: letters, digits, ``_ . : -``, at most 100 characters."""
     if not isinstance(prefix, str) or not _PREFIX_RE.match(prefix):
-        raise InvalidNameError(
-            f"key prefix {prefix!r} must be at most 100 characters of letters, digits and '_.:-'"
-        )
+        raise InvalidNameError(f"key prefix {prefix!r} must be at most 100 characters of letters, digits and '_.:-'")
     return prefix
 
 

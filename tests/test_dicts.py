@@ -85,7 +85,7 @@ def test_keys_with_json_path_characters(memory: MemoryFactory) -> None:
     mem.doc = {}
     for index, key in enumerate(keys):
         mem.doc[key] = {"i": index}
-    for index, key in enumerate(keys):
+    for key in keys:
         mem.doc[key]["i"] += 100
     assert memory().doc == {key: {"i": index + 100} for index, key in enumerate(keys)}
 

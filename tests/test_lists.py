@@ -110,7 +110,9 @@ def test_a_reader_that_learns_of_a_write_through_redis_never_reads_its_mirror_st
         assert reader.log == list(range(n + 1))
 
 
-def test_a_held_list_follows_changes_made_elsewhere_after_its_own_write(memory: MemoryFactory, raw: redis.Redis) -> None:
+def test_a_held_list_follows_changes_made_elsewhere_after_its_own_write(
+    memory: MemoryFactory, raw: redis.Redis
+) -> None:
     mem = memory()
     mem.log = [0]
     held = mem.log

@@ -116,7 +116,7 @@ def cleanup_old_conversations(conversation_ids: list[str], max_age_days: int = 7
                 # Clear conversation data
                 for attr in dir(mem):
                     if not attr.startswith("_"):
-                        try:
+                        try:  # noqa: SIM105 - the seed's code, verbatim
                             delattr(mem, attr)
                         except AttributeError:
                             pass
@@ -153,17 +153,13 @@ class ChatBot:
     def send_message(self, user_message: str) -> str:
         """Send a user message and get a response."""
         # Store user message
-        self.memory.messages.append(
-            {"role": "user", "content": user_message, "timestamp": datetime.now().isoformat()}
-        )
+        self.memory.messages.append({"role": "user", "content": user_message, "timestamp": datetime.now().isoformat()})
 
         # Generate response (placeholder)
         response = self.generate_response(user_message)
 
         # Store assistant message
-        self.memory.messages.append(
-            {"role": "assistant", "content": response, "timestamp": datetime.now().isoformat()}
-        )
+        self.memory.messages.append({"role": "assistant", "content": response, "timestamp": datetime.now().isoformat()})
 
         # Update metadata
         self.memory.last_activity = datetime.now().isoformat()

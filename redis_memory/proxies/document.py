@@ -27,7 +27,6 @@ _MISSING = object()
 class _Node:
     """What a document proxy knows: where it lives (memory, attribute, path)."""
 
-    __slots__ = ()
     _backend: Backend
     _space: KeySpace
     _name: str
@@ -79,8 +78,6 @@ def _repath(node: Any, path: Path) -> None:
 
 class RedisDict(_Node, dict[str, Any]):
     """A ``dict`` (the document, or a dict inside it) that writes through at its own path."""
-
-    __slots__ = ("_backend", "_space", "_name", "_path")
 
     def __init__(self, backend: Backend, space: KeySpace, name: str, path: Path, content: dict[str, Any]) -> None:
         """Bind to ``path`` of dict attribute ``name``; ``content`` is copied into proxies."""
@@ -142,7 +139,7 @@ class RedisDict(_Node, dict[str, Any]):
         """Empty this dict (JSON.SET ``path`` to ``{}``), one round trip."""
         self._apply([DocOp("replace", self._path, None, {})])
 
-    def copy(self) -> dict[str, Any]:  # type: ignore[override]
+    def copy(self) -> dict[str, Any]:
         """A plain, mutable deep copy (no longer tied to Redis)."""
         result: dict[str, Any] = codec.thaw(self)
         return result
@@ -159,8 +156,6 @@ class RedisDict(_Node, dict[str, Any]):
 
 class RedisDocList(_Node, list[Any]):
     """A ``list`` inside a dict attribute's document; writes through with JSON.ARR* commands."""
-
-    __slots__ = ("_backend", "_space", "_name", "_path")
 
     def __init__(self, backend: Backend, space: KeySpace, name: str, path: Path, content: list[Any]) -> None:
         """Bind to ``path`` of dict attribute ``name``; ``content`` is copied into proxies."""
@@ -191,7 +186,7 @@ class RedisDocList(_Node, list[Any]):
         if items:
             self._apply([DocOp("arrappend", self._path, None, item) for item in items])
 
-    def __iadd__(self, values: Iterable[Any]) -> RedisDocList:  # type: ignore[override,misc]
+    def __iadd__(self, values: Iterable[Any]) -> RedisDocList:  # type: ignore[misc]
         """``lst += values``: :meth:`extend`."""
         self.extend(values)
         return self
@@ -246,13 +241,13 @@ class RedisDocList(_Node, list[Any]):
 
     def sort(self, *, key: Callable[[Any], Any] | None = None, reverse: bool = False) -> None:
         """Sort like ``list.sort`` and rewrite this list."""
-        self._replace(sorted(self, key=key, reverse=reverse))  # type: ignore[arg-type]
+        self._replace(sorted(self, key=key, reverse=reverse))
 
     def reverse(self) -> None:
         """Reverse like ``list.reverse`` and rewrite this list."""
         self._replace(list(reversed(self)))
 
-    def __imul__(self, count: SupportsIndex) -> RedisDocList:  # type: ignore[override,misc]
+    def __imul__(self, count: SupportsIndex) -> RedisDocList:
         """``lst *= n`` rewrites this list."""
         self._replace(list(self) * count.__index__())
         return self

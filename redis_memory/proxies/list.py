@@ -27,7 +27,7 @@ def _element(raw: str | bytes) -> Any:
 class RedisList(list[Any]):
     """A ``list`` whose mutations write through to a Redis List (see the module docstring)."""
 
-    __slots__ = ("_backend", "_space", "_name", "_mirror", "_version")
+    __slots__ = ("_backend", "_mirror", "_name", "_space", "_version")
 
     def __init__(self, backend: Backend, space: KeySpace, name: str, mirror: Mirror) -> None:
         """Bind to attribute ``name``; the items are copied from ``mirror`` (no round trip)."""
@@ -95,7 +95,7 @@ class RedisList(list[Any]):
         elements = codec.loads_elements(raw.encode() for raw in raws)
         self._write("push", raws, lambda target, reply: list.extend(target, elements))
 
-    def __iadd__(self, values: Iterable[Any]) -> RedisList:  # type: ignore[override,misc]
+    def __iadd__(self, values: Iterable[Any]) -> RedisList:  # type: ignore[misc]
         """``lst += values``: :meth:`extend` (the attribute is rebound to itself, not rewritten)."""
         self.extend(values)
         return self
@@ -164,13 +164,13 @@ class RedisList(list[Any]):
 
     def sort(self, *, key: Callable[[Any], Any] | None = None, reverse: bool = False) -> None:
         """Sort like ``list.sort`` and rewrite the list (compare-and-set, O(n))."""
-        self._replace(sorted(self, key=key, reverse=reverse))  # type: ignore[arg-type]
+        self._replace(sorted(self, key=key, reverse=reverse))
 
     def reverse(self) -> None:
         """Reverse like ``list.reverse`` and rewrite the list (compare-and-set, O(n))."""
         self._replace(list(reversed(self)))
 
-    def __imul__(self, count: SupportsIndex) -> RedisList:  # type: ignore[override,misc]
+    def __imul__(self, count: SupportsIndex) -> RedisList:
         """``lst *= n`` rewrites the list (compare-and-set, O(n * count))."""
         self._replace(list(self) * count.__index__())
         return self
