@@ -165,11 +165,11 @@ def stop_server(home: Path | None = None) -> bool:
     path = socket_path(home)
     if not _answers(path):
         return False
-    import redis
-
-    client = redis.Redis(unix_socket_path=str(path))
-    with contextlib.suppress(redis.exceptions.ConnectionError):
-        client.shutdown()
+    with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(START_TIMEOUT)
+        sock.connect(str(path))
+        sock.sendall(b"SHUTDOWN\r\n")
+        sock.recv(64)  # the server closes the connection when it exits
     deadline = time.monotonic() + START_TIMEOUT
     while _answers(path) and time.monotonic() < deadline:
         time.sleep(0.02)
