@@ -55,19 +55,21 @@ _CODES: dict[str, Callable[[str], Exception]] = {
 }
 
 
+ListFactory = Callable[["Backend", KeySpace, str, list[Any]], list[Any]]
+
+
 @dataclass(eq=False, slots=True)
 class Mirror:
     """A local copy of one collection key, valid while the key stays in the backend's table.
 
-    ``value`` is the list of read-only elements (lists) or the plain document (dicts);
-    ``raw`` is the stored document text (dicts without RedisJSON, for compare-and-set);
-    ``version`` counts the changes applied locally, so proxies can tell if they are current.
+    ``value`` is, for a list, the list object handed to users (a ``RedisList`` made by the
+    backend's list factory), so reading a mirrored list copies nothing; for a dict, the plain
+    document. ``raw`` is the stored document text (dicts without RedisJSON, for compare-and-set).
     """
 
     kind: str
     value: Any
     raw: bytes | None = None
-    version: int = 0
 
 
 def _script_source(name: str) -> str:
@@ -86,10 +88,21 @@ class Backend:
     process opens its own connection on first use).
     """
 
-    def __init__(self, pool_factory: Callable[[], redis.ConnectionPool], label: str, max_mirrors: int = 1024):
-        """Prepare a backend; nothing connects until the first operation."""
+    def __init__(
+        self,
+        pool_factory: Callable[[], redis.ConnectionPool],
+        label: str,
+        list_factory: ListFactory | None = None,
+        max_mirrors: int = 1024,
+    ):
+        """Prepare a backend; nothing connects until the first operation.
+
+        ``list_factory(backend, space, name, items)`` makes the list object a list mirror
+        holds (and users receive); by default a plain ``list``.
+        """
         self.label = label
         self._pool_factory = pool_factory
+        self._list_factory = list_factory
         self._max_mirrors = max_mirrors
         self._lock = threading.RLock()
         self._pid = -1
@@ -201,9 +214,8 @@ class Backend:
             self._mirrors.popitem(last=False)
         return mirror
 
-    def alive(self, key: str, mirror: Mirror | None) -> bool:
-        """True when ``mirror`` is still the valid mirror of ``key``."""
-        return mirror is not None and self._mirrors.get(key) is mirror
+    def _new_list(self, space: KeySpace, name: str, items: list[Any]) -> list[Any]:
+        return items if self._list_factory is None else self._list_factory(self, space, name, items)
 
     # -- attributes ---------------------------------------------------------------------------
 
@@ -227,7 +239,8 @@ class Backend:
             kind = _text(reply[0])
             value = reply[1]
             if kind == codec.LIST:
-                return kind, self._remember(key, Mirror(kind, codec.loads_elements(value or [])))
+                items = self._new_list(space, name, codec.loads_elements(value or []))
+                return kind, self._remember(key, Mirror(kind, items))
             if kind == codec.DICT:
                 if value is None:
                     raise ServerError(f"the document of dict attribute {name!r} is missing from Redis")
@@ -250,7 +263,7 @@ class Backend:
         mirror: Mirror | None = None
         if kind == codec.LIST:
             payload = [codec.dumps(item) for item in value]  # type: ignore[attr-defined]
-            mirror = Mirror(kind, codec.loads_elements(item.encode() for item in payload))
+            mirror = Mirror(kind, self._new_list(space, name, codec.loads_elements(item.encode() for item in payload)))
         elif kind == codec.DICT:
             text = codec.dumps(value, addressable=True)
             payload = [text]
@@ -299,7 +312,8 @@ class Backend:
     ) -> tuple[list[Any], Mirror | None]:
         """Run one ``list_op.lua`` operation; one EVALSHA.
 
-        When the list's mirror is still valid after the reply, ``update(mirror_items, reply)``
+        When the list's mirror is still valid after the reply (no other writer touched the key
+        since it was read: their invalidations arrive before our reply), ``update(items, reply)``
         applies the same change to it. Returns the reply and the mirror (None if not valid).
         """
         key = space.collection_key(name)
@@ -309,7 +323,6 @@ class Backend:
             mirror = self._mirrors.get(key)
             if mirror is not None:
                 update(mirror.value, reply)
-                mirror.version += 1
                 if len(mirror.value) != int(reply[0]):  # defensive: never keep a wrong mirror
                     self._mirrors.pop(key, None)
                     mirror = None
@@ -362,7 +375,6 @@ class Backend:
             if mirror is not None:
                 try:
                     apply_ops(mirror.value, ops)
-                    mirror.version += 1
                 except Exception:  # the mirror disagrees: drop it rather than trust it
                     self._mirrors.pop(key, None)
             return results
@@ -399,6 +411,5 @@ class Backend:
             with self._lock:
                 if self._mirrors.get(key) is mirror:
                     mirror.value, mirror.raw = document, text.encode()
-                    mirror.version += 1
             return results
         raise ConcurrentModificationError(f"dict attribute {name!r} kept changing; gave up after {_CAS_ATTEMPTS} tries")

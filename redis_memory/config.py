@@ -20,6 +20,7 @@ from redis.retry import Retry
 
 from redis_memory.backend import Backend
 from redis_memory.keys import DEFAULT_PREFIX, check_prefix
+from redis_memory.proxies.list import RedisList
 from redis_memory.server import ensure_server
 
 _lock = threading.Lock()
@@ -60,14 +61,14 @@ def backend_for(
         with _lock:
             found = _by_client.get(client)
             if found is None:
-                found = _by_client[client] = Backend(_pool_from_client(client), label=repr(client))
+                found = _by_client[client] = Backend(_pool_from_client(client), repr(client), RedisList)
             return found
     resolved = resolve_url(url, host, port)
     with _lock:
         found = _by_url.get(resolved)
         if found is None:
             pool_factory = lambda: redis.ConnectionPool.from_url(resolved, **_POOL_OPTIONS)  # noqa: E731
-            found = _by_url[resolved] = Backend(pool_factory, resolved)
+            found = _by_url[resolved] = Backend(pool_factory, resolved, RedisList)
         return found
 
 

@@ -21,7 +21,6 @@ from redis_memory.config import backend_for, resolve_prefix
 from redis_memory.errors import InvalidNameError, MissingAttributeError
 from redis_memory.keys import DEFAULT_ID, KeySpace, check_name, normalize_id
 from redis_memory.proxies.document import wrap
-from redis_memory.proxies.list import RedisList
 
 # Names that methods of this or a coming release use; they cannot be stored attributes.
 RESERVED_NAMES = frozenset(
@@ -90,7 +89,7 @@ class Memory:
             raise MissingAttributeError(f"{type(self).__name__!r} object has no stored attribute {name!r}")
         kind, value = found
         if kind == codec.LIST:
-            return RedisList(self._backend, self._space, name, value)
+            return value.value  # the mirror's RedisList itself
         if kind == codec.DICT:
             return wrap(self._backend, self._space, name, value.value)
         return value

@@ -205,3 +205,19 @@ def test_random_operations_match_a_python_list(memory: MemoryFactory, seed: int)
         # an uncached read is a round trip on the main connection: it also delivers any
         # invalidation that `other`'s writes sent it, so the next `mem.xs` is current
         assert memory(cache=False).xs == model
+
+
+def test_the_same_list_object_while_no_one_else_changes_it(memory: MemoryFactory) -> None:
+    mem, other = memory(), memory(separate=True)
+    mem.log = [1]
+    first = mem.log
+    mem.log.append(2)
+    assert mem.log is first and first == [1, 2]  # our own writes update it in place
+    other.log.append(3)
+    other.turn = 1
+    assert mem.turn == 1  # the invalidation of `log` arrived before this reply
+    current = mem.log
+    assert current is not first and current == [1, 2, 3]
+    assert first == [1, 2]  # a list held from before stays what it was
+    first.append(4)  # ... until written through: then it re-reads
+    assert first == [1, 2, 3, 4] and memory(cache=False).log == [1, 2, 3, 4]

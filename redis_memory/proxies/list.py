@@ -1,10 +1,12 @@
 """``RedisList``: a list attribute, stored as a Redis List of JSON elements.
 
 A ``RedisList`` *is* a ``list``: its items are filled in when the attribute is read, so json,
-orjson, pydantic, ``x + [...]`` and the LLM SDKs see the real content. Reading is served from
-the backend's tracked mirror (no round trip while no other process changed the list).
-Every mutating method writes through to Redis in one atomic EVALSHA and then updates the
-local items; if another process changed the list meanwhile, the local items are re-read.
+orjson, pydantic, ``x + [...]`` and the LLM SDKs see the real content. The backend's tracked
+mirror of a list *is* its ``RedisList``: while no other client changes the list, every
+``mem.messages`` returns that same object, at no round trip and no copy, and each write made
+through it updates it in place after Redis accepted the change (one atomic EVALSHA). Once
+another client changes the list, the next ``mem.messages`` reads a new ``RedisList``; an old
+one you still hold keeps its items, and re-reads them the next time you write through it.
 Elements are read-only snapshots (:class:`~redis_memory.codec.FrozenDict`): change one with
 ``lst[i] = new_value``.
 """
@@ -15,7 +17,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, SupportsIndex
 
 from redis_memory import codec
-from redis_memory.backend import Backend, Mirror
+from redis_memory.backend import Backend
 from redis_memory.errors import MissingIndexError
 from redis_memory.keys import KeySpace
 
@@ -27,14 +29,12 @@ def _element(raw: str | bytes) -> Any:
 class RedisList(list[Any]):
     """A ``list`` whose mutations write through to a Redis List (see the module docstring)."""
 
-    __slots__ = ("_backend", "_mirror", "_name", "_space", "_version")
+    __slots__ = ("_backend", "_name", "_space")
 
-    def __init__(self, backend: Backend, space: KeySpace, name: str, mirror: Mirror) -> None:
-        """Bind to attribute ``name``; the items are copied from ``mirror`` (no round trip)."""
-        list.__init__(self, mirror.value)
+    def __init__(self, backend: Backend, space: KeySpace, name: str, items: list[Any]) -> None:
+        """Bind to attribute ``name`` of a memory, holding ``items`` (made by the backend)."""
+        list.__init__(self, items)
         self._backend, self._space, self._name = backend, space, name
-        self._mirror: Mirror | None = mirror
-        self._version = mirror.version
 
     def bound_to(self, backend: Backend, space: KeySpace, name: str) -> bool:
         """True when this list is attribute ``name`` of that memory (``+=`` rebinds it)."""
@@ -43,23 +43,17 @@ class RedisList(list[Any]):
     # -- plumbing ----------------------------------------------------------------------------
 
     def _write(self, op: str, args: list[str], update: Callable[[list[Any], list[Any]], None]) -> list[Any]:
-        key = self._space.collection_key(self._name)
-        before = self._version if self._backend.alive(key, self._mirror) else None
         reply, mirror = self._backend.list_op(self._space, self._name, op, args, update)
-        if mirror is not None and mirror is self._mirror and before is not None and mirror.version == before + 1:
-            update(self, reply)
-            self._version = mirror.version
-        else:
+        if mirror is None or mirror.value is not self:  # we were not the current mirror
             self.refresh()
         return reply
 
     def refresh(self) -> None:
-        """Re-read the items from Redis (or the mirror). O(n) when the list changed elsewhere."""
+        """Re-read the items (from the mirror when valid, else LRANGE; O(n))."""
         found = self._backend.read(self._space, self._name)
-        mirror = found[1] if found is not None and found[0] == codec.LIST else None
-        list.__init__(self, mirror.value if mirror is not None else [])
-        self._mirror = mirror
-        self._version = mirror.version if mirror is not None else -1
+        current = found[1].value if found is not None and found[0] == codec.LIST else []
+        if current is not self:
+            list.__init__(self, current)
 
     def _index(self, index: SupportsIndex) -> int:
         position = index.__index__()
