@@ -15,6 +15,7 @@ Every redis-py exception is translated here (:func:`redis_memory.errors.translat
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import logging
 import os
@@ -27,7 +28,6 @@ from typing import Any, TypeVar
 
 import redis
 import redis.exceptions
-from redis.commands.core import Script
 
 from redis_memory import codec
 from redis_memory.docops import DocOp, apply_ops
@@ -72,8 +72,14 @@ class Mirror:
     raw: bytes | None = None
 
 
-def _script_source(name: str) -> str:
-    return resources.files("redis_memory").joinpath("lua", f"{name}.lua").read_text("utf-8")
+@functools.cache
+def _script_table() -> dict[str, tuple[str, str]]:
+    """``name -> (sha1, source)`` of the package's Lua scripts, read on first use."""
+    table = {}
+    for name in _SCRIPTS:
+        source = resources.files("redis_memory").joinpath("lua", f"{name}.lua").read_text("utf-8")
+        table[name] = (hashlib.sha1(source.encode()).hexdigest(), source)
+    return table
 
 
 def _text(value: bytes | str) -> str:
@@ -107,7 +113,7 @@ class Backend:
         self._lock = threading.RLock()
         self._pid = -1
         self._client: redis.Redis | None = None
-        self._scripts: dict[str, Script] = {}
+        self._connection: Any = None
         self._mirrors: OrderedDict[str, Mirror] = OrderedDict()
         self._json_module: bool | None = None
 
@@ -122,8 +128,7 @@ class Backend:
         connection: Any = client.connection
         connection.register_connect_callback(self._on_connect)
         self._on_connect(connection)
-        self._scripts = {name: client.register_script(_script_source(name)) for name in _SCRIPTS}
-        self._client, self._pid = client, os.getpid()
+        self._client, self._connection, self._pid = client, connection, os.getpid()
         return client
 
     def _on_connect(self, connection: Any) -> None:
@@ -141,10 +146,14 @@ class Backend:
         for key in keys:
             self._mirrors.pop(_text(key), None)
 
-    def _drain(self, client: redis.Redis) -> None:
-        """Read every invalidation already sent to us, so no stale mirror is served."""
-        connection: Any = client.connection
-        if connection is None or not connection.is_connected:
+    def _drain(self) -> None:
+        """Read every invalidation already sent to us, so no stale mirror is served.
+
+        A connection the server closed (restart, timeout) reads as EOF here, so it is dropped
+        and the next command reconnects instead of failing. One non-blocking poll.
+        """
+        connection = self._connection
+        if not connection.is_connected:
             self._mirrors.clear()
             return
         try:
@@ -156,12 +165,32 @@ class Backend:
             self._mirrors.clear()
             connection.disconnect()
 
+    def _mirror(self, key: str) -> Mirror | None:
+        """The valid mirror of ``key``, if any (``run`` has read pending invalidations)."""
+        mirror = self._mirrors.get(key)
+        if mirror is not None:
+            self._mirrors.move_to_end(key)
+        return mirror
+
+    def _script(self, name: str, keys: Sequence[str], args: Sequence[str]) -> Any:
+        """EVALSHA ``lua/<name>.lua`` straight on the tracked connection (SCRIPT LOAD if needed)."""
+        sha, source = _script_table()[name]
+        connection = self._connection
+        connection.send_command("EVALSHA", sha, len(keys), *keys, *args)
+        try:
+            return connection.read_response()
+        except redis.exceptions.NoScriptError:
+            connection.send_command("SCRIPT", "LOAD", source)
+            connection.read_response()
+            connection.send_command("EVALSHA", sha, len(keys), *keys, *args)
+            return connection.read_response()
+
     def run(self, action: Callable[[redis.Redis], T]) -> T:
         """Run ``action(client)`` under the lock, translating redis-py errors to ours."""
         with self._lock:
             try:
                 client = self._ensure()
-                self._drain(client)
+                self._drain()
                 return action(client)
             except redis.exceptions.ResponseError as exc:
                 code, _, message = str(exc).partition(" ")
@@ -171,11 +200,17 @@ class Backend:
                 raise translate(exc) from exc
             except redis.exceptions.RedisError as exc:
                 if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
-                    self._mirrors.clear()
+                    self._lost()
                 raise translate(exc) from exc
             except OSError as exc:
-                self._mirrors.clear()
+                self._lost()
                 raise RedisConnectionError(f"cannot reach Redis at {self.label}: {exc}") from exc
+
+    def _lost(self) -> None:
+        """The connection failed: no mirror can be trusted; the next command reconnects."""
+        self._mirrors.clear()
+        if self._connection is not None:
+            self._connection.disconnect()
 
     def close(self) -> None:
         """Close this process's connection; the next operation reconnects."""
@@ -222,22 +257,29 @@ class Backend:
     def read(self, space: KeySpace, name: str, cached: bool = True) -> tuple[str, Any] | None:
         """Read one attribute: ``(kind, scalar)`` or ``(kind, Mirror)``; None when not stored.
 
-        A mirrored collection costs no round trip when ``cached``; otherwise one EVALSHA
-        (HGET + LRANGE, JSON.GET or HGET; O(size of the value)).
+        A mirrored collection costs no round trip when ``cached``; a scalar one HMGET; a
+        collection not mirrored one HMGET then one EVALSHA (HGET + LRANGE, JSON.GET or GET;
+        O(size of the value)).
         """
         key = space.collection_key(name)
 
         def action(client: redis.Redis) -> tuple[str, Any] | None:
-            mirror = self._mirrors.get(key) if cached else None
+            mirror = self._mirror(key) if cached else None
             if mirror is not None:
-                self._mirrors.move_to_end(key)
                 return mirror.kind, mirror
+            connection = self._connection
+            connection.send_command("HMGET", space.hash_key, name, kind_field(name))
+            value, kind = connection.read_response()
+            if kind is None:
+                return None
+            kind = _text(kind)
+            if kind not in codec.COLLECTION_KINDS:
+                return kind, codec.decode_scalar(kind, _text(value) if value is not None else "")
             json_flag = "1" if self.json_module else "0"
-            reply = self._scripts["get"](keys=[space.hash_key, key], args=[name, kind_field(name), json_flag])
+            reply = self._script("get", [space.hash_key, key], [name, kind_field(name), json_flag])
             if not reply:
                 return None
-            kind = _text(reply[0])
-            value = reply[1]
+            kind, value = _text(reply[0]), reply[1]
             if kind == codec.LIST:
                 items = self._new_list(space, name, codec.loads_elements(value or []))
                 return kind, self._remember(key, Mirror(kind, items))
@@ -274,9 +316,7 @@ class Backend:
         def action(client: redis.Redis) -> None:
             json_flag = "1" if self.json_module else "0"
             self._mirrors.pop(key, None)
-            self._scripts["assign"](
-                keys=[space.hash_key, key], args=[name, kind_field(name), kind, json_flag, *payload]
-            )
+            self._script("assign", [space.hash_key, key], [name, kind_field(name), kind, json_flag, *payload])
             if mirror is not None:
                 if self.json_module:
                     mirror.raw = None
@@ -290,7 +330,7 @@ class Backend:
 
         def action(client: redis.Redis) -> bool:
             self._mirrors.pop(key, None)
-            return bool(self._scripts["delete"](keys=[space.hash_key, key], args=[name, kind_field(name)]))
+            return bool(self._script("delete", [space.hash_key, key], [name, kind_field(name)]))
 
         return self.run(action)
 
@@ -319,7 +359,7 @@ class Backend:
         key = space.collection_key(name)
 
         def action(client: redis.Redis) -> tuple[list[Any], Mirror | None]:
-            reply = self._scripts["list_op"](keys=[space.hash_key, key], args=[kind_field(name), op, *args])
+            reply = self._script("list_op", [space.hash_key, key], [kind_field(name), op, *args])
             mirror = self._mirrors.get(key)
             if mirror is not None:
                 update(mirror.value, reply)
@@ -360,7 +400,7 @@ class Backend:
             args.extend(op.script_args())
 
         def action(client: redis.Redis) -> list[Any]:
-            reply = self._scripts["doc_op"](keys=[space.hash_key, key], args=args)
+            reply = self._script("doc_op", [space.hash_key, key], args)
             results: list[Any] = []
             for op, raw in zip(ops, reply, strict=True):
                 if op.op in ("setnx", "pop"):
@@ -399,7 +439,7 @@ class Backend:
             expected = hashlib.sha1(mirror.raw).hexdigest()
 
             def action(client: redis.Redis, text: str = text, expected: str = expected) -> None:
-                self._scripts["doc_cas"](keys=[space.hash_key, key], args=[kind_field(name), expected, text])
+                self._script("doc_cas", [space.hash_key, key], [kind_field(name), expected, text])
 
             try:
                 self.run(action)

@@ -13,6 +13,7 @@ one object share the hash tag ``{<id>}``: one Cluster slot, one MULTI, one Lua c
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ _SAFE = "_.-"
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9_.:\-]{0,100}$")
 
 
+@functools.lru_cache(maxsize=8192)
 def encode_part(text: str) -> str:
     """Percent-encode ``text`` so it holds only ``[A-Za-z0-9_.-%]``; reversible with :func:`decode_part`."""
     return quote(text, safe=_SAFE, encoding="utf-8", errors="strict")

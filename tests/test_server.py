@@ -156,3 +156,22 @@ def test_an_unreachable_server_raises_a_connection_error(prefix: str) -> None:
         mem.x = 1
     with pytest.raises(ConnectionError):
         _ = mem.x
+
+
+def test_a_restarted_server_is_reconnected_to_and_no_stale_mirror_is_served(
+    tmp_path_factory: pytest.TempPathFactory, prefix: str
+) -> None:
+    directory = Path(tempfile.mkdtemp(prefix="rst", dir="/tmp"))
+    process = RedisProcess(directory, modules=False).start()
+    try:
+        mem = ConversationMemory("r", url=process.url, prefix=prefix)
+        mem.messages = [1, 2]
+        assert mem.messages == [1, 2]  # mirrored
+        process.stop()
+        process.start()  # empty: this server does not persist
+        assert not hasattr(mem, "messages")
+        mem.messages = [3]
+        mem.messages.append(4)
+        assert ConversationMemory("r", url=process.url, prefix=prefix, cache=False).messages == [3, 4]
+    finally:
+        process.stop()
