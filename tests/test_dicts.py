@@ -200,3 +200,16 @@ def test_random_operations_match_a_python_dict(memory: MemoryFactory, seed: int)
                     local.remove(item)
         assert mem.doc == model
         assert memory(cache=False).doc == model
+
+
+def test_a_mirrored_dict_is_invalidated_by_another_writer(memory: MemoryFactory) -> None:
+    mem, other = memory(), memory(separate=True)
+    mem.doc = {"a": 1, "inner": {"b": 1}}
+    assert mem.doc == {"a": 1, "inner": {"b": 1}}  # mirrored
+    for n in range(2, 30):
+        other.doc["inner"]["b"] = n
+        other.turn = n
+        assert mem.turn == n  # the document's invalidation came before this reply
+        assert mem.doc == {"a": n - 1, "inner": {"b": n}}
+        mem.doc["a"] = n  # and our own writes keep the mirror current
+        assert other.doc["a"] == n
