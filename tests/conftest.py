@@ -60,12 +60,16 @@ def memory(server: RedisProcess, prefix: str) -> MemoryFactory:
     """``memory("c1")`` opens ConversationMemory("c1") on this test's server and prefix.
 
     ``memory("c1", separate=True)`` uses a connection (and mirror table) of its own, as
-    another process would; ``cache=False`` reads every list/dict with a round trip.
+    another process would (``client=c`` shares the backend of client ``c``); ``cache=False``
+    reads every list/dict with a round trip.
     """
 
-    def factory(conversation_id: object = "c1", *, separate: bool = False, cache: bool = True) -> ConversationMemory:
-        if separate:
-            return ConversationMemory(conversation_id, client=server.client(), prefix=prefix, cache=cache)  # type: ignore[arg-type]
+    def factory(
+        conversation_id: object = "c1", *, separate: bool = False, cache: bool = True, client: redis.Redis | None = None
+    ) -> ConversationMemory:
+        if separate or client is not None:
+            client = client or server.client()
+            return ConversationMemory(conversation_id, client=client, prefix=prefix, cache=cache)  # type: ignore[arg-type]
         return ConversationMemory(conversation_id, url=server.url, prefix=prefix, cache=cache)  # type: ignore[arg-type]
 
     return factory

@@ -212,4 +212,6 @@ def test_a_mirrored_dict_is_invalidated_by_another_writer(memory: MemoryFactory)
         assert mem.turn == n  # the document's invalidation came before this reply
         assert mem.doc == {"a": n - 1, "inner": {"b": n}}
         mem.doc["a"] = n  # and our own writes keep the mirror current
+        mem.turn = -n
+        assert other.turn == -n
         assert other.doc["a"] == n

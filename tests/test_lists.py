@@ -9,6 +9,7 @@ import redis
 
 from redis_memory import ConcurrentModificationError, ReadOnlyElementError, RedisList
 from tests.conftest import MemoryFactory
+from tests.servers import RedisProcess
 
 
 def test_list_methods_write_through(memory: MemoryFactory) -> None:
@@ -159,9 +160,10 @@ def test_large_list_assignment(memory: MemoryFactory) -> None:
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_random_operations_match_a_python_list(memory: MemoryFactory, seed: int) -> None:
+def test_random_operations_match_a_python_list(memory: MemoryFactory, server: RedisProcess, seed: int) -> None:
     rng = random.Random(seed)
-    mem, other = memory(), memory(separate=True)
+    other_client = server.client()
+    mem, other = memory(), memory(client=other_client)
     mem.xs = []
     model: list[object] = []
     for _ in range(120):
@@ -202,9 +204,10 @@ def test_random_operations_match_a_python_list(memory: MemoryFactory, seed: int)
             xs.clear()
             model.clear()
         assert xs == model
-        # an uncached read is a round trip on the main connection: it also delivers any
-        # invalidation that `other`'s writes sent it, so the next `mem.xs` is current
+        # an uncached read is a round trip on its connection: it also delivers every
+        # invalidation the other connection's writes sent it, so the next `.xs` is current
         assert memory(cache=False).xs == model
+        assert memory(client=other_client, cache=False).xs == model
 
 
 def test_the_same_list_object_while_no_one_else_changes_it(memory: MemoryFactory) -> None:
