@@ -70,6 +70,23 @@ class Mirror:
     kind: str
     value: Any
     raw: bytes | None = None
+    shape: tuple[int, int, int] = (0, 0, 0)
+
+    def seal(self) -> Mirror:
+        """Record the list's shape after a change this library made (see :func:`_shape`)."""
+        if self.kind == codec.LIST:
+            self.shape = _shape(self.value)
+        return self
+
+    def intact(self) -> bool:
+        """False when the list was changed behind the library's back (see :func:`_shape`)."""
+        return self.kind != codec.LIST or _shape(self.value) == self.shape
+
+
+def _shape(items: list[Any]) -> tuple[int, int, int]:
+    """Length and ends of a list: O(1), and different after any C-level change that bypasses
+    the list's methods (``heapq.heappush``, ``list.append(x, ...)``, ``heapify``...)."""
+    return (len(items), id(items[0]), id(items[-1])) if items else (0, 0, 0)
 
 
 @functools.cache
@@ -168,8 +185,13 @@ class Backend:
     def _mirror(self, key: str) -> Mirror | None:
         """The valid mirror of ``key``, if any (``run`` has read pending invalidations)."""
         mirror = self._mirrors.get(key)
-        if mirror is not None:
-            self._mirrors.move_to_end(key)
+        if mirror is None:
+            return None
+        if not mirror.intact():
+            logger.warning("the list at %s was changed without writing to Redis; reading it again", key)
+            del self._mirrors[key]
+            return None
+        self._mirrors.move_to_end(key)
         return mirror
 
     def _script(self, name: str, keys: Sequence[str], args: Sequence[str]) -> Any:
@@ -243,6 +265,7 @@ class Backend:
     # -- mirrors ----------------------------------------------------------------------------
 
     def _remember(self, key: str, mirror: Mirror) -> Mirror:
+        mirror.seal()
         self._mirrors[key] = mirror
         self._mirrors.move_to_end(key)
         while len(self._mirrors) > self._max_mirrors:
@@ -286,10 +309,9 @@ class Backend:
             if kind == codec.DICT:
                 if value is None:
                     raise ServerError(f"the document of dict attribute {name!r} is missing from Redis")
-                document = codec.loads(value)
-                if self.json_module:
-                    document = document[0]
-                return kind, self._remember(key, Mirror(kind, document, raw=None if self.json_module else value))
+                as_json = _text(reply[2]) == "json"
+                document = codec.loads(value)[0] if as_json else codec.loads(value)
+                return kind, self._remember(key, Mirror(kind, document, raw=None if as_json else value))
             return kind, codec.decode_scalar(kind, _text(value) if value is not None else "")
 
         return self.run(action)
@@ -361,8 +383,12 @@ class Backend:
         def action(client: redis.Redis) -> tuple[list[Any], Mirror | None]:
             reply = self._script("list_op", [space.hash_key, key], [kind_field(name), op, *args])
             mirror = self._mirrors.get(key)
+            if mirror is not None and not mirror.intact():
+                del self._mirrors[key]
+                mirror = None
             if mirror is not None:
                 update(mirror.value, reply)
+                mirror.seal()
                 if len(mirror.value) != int(reply[0]):  # defensive: never keep a wrong mirror
                     self._mirrors.pop(key, None)
                     mirror = None

@@ -158,14 +158,23 @@ def _read_only(*_args: object, **_kwargs: object) -> NoReturn:
 
 
 class FrozenDict(dict[str, Any]):
-    """A ``dict`` element of a stored list: a real dict for readers, read-only for writers."""
+    """A ``dict`` element of a stored list: a real dict for readers, read-only for writers.
+
+    Its copies (``.copy()``, ``copy.copy``, ``copy.deepcopy``, pickling) are plain, mutable and
+    deep, so code that copies a message before editing it (as litellm does) edits its own copy.
+    """
 
     __slots__ = ()
     __setitem__ = __delitem__ = __ior__ = _read_only
     clear = pop = popitem = setdefault = update = _read_only
 
+    def copy(self) -> dict[str, Any]:
+        """A plain, mutable deep copy."""
+        result: dict[str, Any] = thaw(self)
+        return result
+
     def __copy__(self) -> dict[str, Any]:
-        return dict(self)
+        return self.copy()
 
     def __deepcopy__(self, memo: dict[int, Any]) -> dict[str, Any]:
         result: dict[str, Any] = thaw(self)
@@ -176,14 +185,19 @@ class FrozenDict(dict[str, Any]):
 
 
 class FrozenList(list[Any]):
-    """A ``list`` nested in an element of a stored list: a real list, read-only."""
+    """A ``list`` nested in an element of a stored list: a real list, read-only; copies are deep."""
 
     __slots__ = ()
     __setitem__ = __delitem__ = __iadd__ = __imul__ = _read_only
     append = extend = insert = pop = remove = clear = sort = reverse = _read_only
 
+    def copy(self) -> list[Any]:
+        """A plain, mutable deep copy."""
+        result: list[Any] = thaw(self)
+        return result
+
     def __copy__(self) -> list[Any]:
-        return list(self)
+        return self.copy()
 
     def __deepcopy__(self, memo: dict[int, Any]) -> list[Any]:
         result: list[Any] = thaw(self)

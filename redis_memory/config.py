@@ -21,7 +21,6 @@ from redis.retry import Retry
 from redis_memory.backend import Backend
 from redis_memory.keys import DEFAULT_PREFIX, check_prefix
 from redis_memory.proxies.list import RedisList
-from redis_memory.server import ensure_server
 
 _lock = threading.Lock()
 _by_url: dict[str, Backend] = {}
@@ -43,6 +42,8 @@ def resolve_url(url: str | None = None, host: str | None = None, port: int | Non
     env_host, env_port = os.environ.get("REDIS_HOST"), os.environ.get("REDIS_PORT")
     if env_host or env_port:
         return f"redis://{env_host or 'localhost'}:{int(env_port or 6379)}/0"
+    from redis_memory.server import ensure_server  # imported here: `python -m redis_memory.server` stays clean
+
     return f"unix://{ensure_server()}"
 
 

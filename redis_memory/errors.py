@@ -8,6 +8,7 @@ also derives from the builtin exception a caller would naturally catch::
     ├── ReadOnlyElementError        (TypeError)       in-place change of a stored list element
     ├── WrongTypeError              (TypeError)       a key holds a Redis type we did not expect
     ├── InvalidNameError            (ValueError)      bad attribute name, id or prefix
+    ├── ReservedNameError           (AttributeError)  the name belongs to the class itself
     ├── MissingAttributeError       (AttributeError)  attribute not stored
     ├── MissingKeyError             (KeyError)        dict key not stored
     ├── MissingIndexError           (IndexError)      list index out of range
@@ -45,6 +46,10 @@ class InvalidNameError(RedisMemoryError, ValueError):
     """An attribute name, memory id or key prefix is not acceptable."""
 
 
+class ReservedNameError(RedisMemoryError, AttributeError):
+    """The attribute name is one of the memory class's own (a method or property); it cannot be stored."""
+
+
 class MissingAttributeError(RedisMemoryError, AttributeError):
     """The attribute is not stored in this memory."""
 
@@ -78,6 +83,6 @@ def translate(exc: redis.exceptions.RedisError) -> RedisMemoryError:
     if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
         return RedisConnectionError(f"cannot reach Redis: {exc}")
     message = str(exc)
-    if message.startswith("WRONGTYPE"):
+    if message.startswith("WRONGTYPE") or "wrong Redis type" in message:
         return WrongTypeError(f"a key holds an unexpected Redis type: {message}")
     return ServerError(message)

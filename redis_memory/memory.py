@@ -18,7 +18,7 @@ import redis
 from redis_memory import codec
 from redis_memory.backend import Backend
 from redis_memory.config import backend_for, resolve_prefix
-from redis_memory.errors import InvalidNameError, MissingAttributeError
+from redis_memory.errors import InvalidNameError, MissingAttributeError, ReservedNameError
 from redis_memory.keys import DEFAULT_ID, KeySpace, check_name, normalize_id
 from redis_memory.proxies.document import wrap
 
@@ -100,8 +100,8 @@ class Memory:
             object.__setattr__(self, name, value)
             return
         self._check_storable_name(name)
-        bound = getattr(value, "bound_to", None)
-        if bound is not None and bound(self._backend, self._space, name):
+        rebound = getattr(value, "rebound_to", None)
+        if rebound is not None and rebound(self._backend, self._space, name):
             return  # ``mem.x += ...`` / ``mem.x |= ...`` already wrote through: nothing to rewrite
         self._backend.assign(self._space, name, value)
 
@@ -112,7 +112,7 @@ class Memory:
             return
         try:
             self._check_storable_name(name)
-        except (InvalidNameError, AttributeError):
+        except (InvalidNameError, ReservedNameError):
             raise MissingAttributeError(f"{type(self).__name__!r} object has no stored attribute {name!r}") from None
         if not self._backend.delete(self._space, name):
             raise MissingAttributeError(f"{type(self).__name__!r} object has no stored attribute {name!r}")
@@ -124,7 +124,7 @@ class Memory:
     def _check_storable_name(self, name: str) -> None:
         check_name(name)
         if name in RESERVED_NAMES or hasattr(type(self), name):
-            raise AttributeError(f"{name!r} is a name of {type(self).__name__} itself and cannot be stored")
+            raise ReservedNameError(f"{name!r} is a name of {type(self).__name__} itself and cannot be stored")
 
     # -- context manager --------------------------------------------------------------------------
 

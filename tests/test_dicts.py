@@ -8,8 +8,9 @@ import random
 import pytest
 import redis
 
-from redis_memory import ConcurrentModificationError, RedisDict, RedisDocList
+from redis_memory import ConcurrentModificationError, ConversationMemory, RedisDict, RedisDocList, WrongTypeError
 from tests.conftest import MemoryFactory
+from tests.servers import RedisProcess
 
 
 def test_dict_methods_write_through(memory: MemoryFactory) -> None:
@@ -215,3 +216,39 @@ def test_a_mirrored_dict_is_invalidated_by_another_writer(memory: MemoryFactory)
         mem.turn = -n
         assert other.turn == -n
         assert other.doc["a"] == n
+
+
+def test_reassigning_a_dict_read_earlier_stores_it(memory: MemoryFactory) -> None:
+    mem = memory()
+    mem.doc = {"a": {"b": [1]}}
+    held = mem.doc
+    del mem.doc
+    mem.doc = held
+    assert memory(cache=False).doc == {"a": {"b": [1]}}
+    mem.doc["a"]["b"] += [2]  # rebinds doc["a"]["b"] to itself: appended once
+    mem.doc["a"] |= {"c": 3}
+    mem.doc |= {"d": 4}
+    assert memory(cache=False).doc == {"a": {"b": [1, 2], "c": 3}, "d": 4}
+    mem.other = mem.doc["a"]  # a nested dict stored as another attribute
+    assert memory(cache=False).other == {"b": [1, 2], "c": 3}
+
+
+def test_a_document_stored_as_text_is_still_readable_once_redisjson_is_loaded(
+    modules_server: RedisProcess, prefix: str
+) -> None:
+    def memory(cache: bool = True) -> ConversationMemory:
+        return ConversationMemory("text", url=modules_server.url, prefix=prefix, cache=cache)
+
+    mem = memory()
+    mem.doc = {"placeholder": 1}
+    key = mem._space.collection_key("doc")
+    raw = modules_server.client()
+    raw.delete(key)
+    raw.set(key, '{"written": "without the module"}')  # as a server without RedisJSON stored it
+    assert memory(cache=False).doc == {"written": "without the module"}
+    with pytest.raises(WrongTypeError):  # reassigning the dict converts it
+        memory(cache=False).doc["x"] = 1
+    mem.doc = memory(cache=False).doc.copy()
+    mem.doc["x"] = 1
+    assert memory(cache=False).doc == {"written": "without the module", "x": 1}
+    assert raw.type(key) == b"ReJSON-RL"

@@ -224,3 +224,31 @@ def test_the_same_list_object_while_no_one_else_changes_it(memory: MemoryFactory
     assert first == [1, 2]  # a list held from before stays what it was
     first.append(4)  # ... until written through: then it re-reads
     assert first == [1, 2, 3, 4] and memory(cache=False).log == [1, 2, 3, 4]
+
+
+def test_a_list_changed_behind_the_librarys_back_is_read_again(
+    memory: MemoryFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    import heapq
+
+    mem = memory()
+    mem.xs = [5, 3]
+    heapq.heappush(mem.xs, 1)  # C-level: bypasses RedisList.append, so nothing is written
+    assert mem.xs == [5, 3]  # the mirror noticed and Redis is the truth
+    list.reverse(mem.xs)  # same length, other order
+    assert mem.xs == [5, 3]
+    assert "without writing to Redis" in caplog.text
+
+
+def test_reassigning_a_list_read_earlier_stores_it(memory: MemoryFactory) -> None:
+    mem = memory()
+    mem.xs = [1, 2]
+    held = mem.xs
+    del mem.xs
+    mem.xs = held
+    assert memory(cache=False).xs == [1, 2]
+    mem.ys = held  # a list of one attribute assigned to another
+    assert memory(cache=False).ys == [1, 2]
+    mem.xs += [3]
+    mem.xs = mem.xs  # a plain self-assignment rewrites the same content
+    assert memory(cache=False).xs == [1, 2, 3]

@@ -31,6 +31,7 @@ class _Node:
     _space: KeySpace
     _name: str
     _path: Path
+    _rebind: bool = False
 
     def _bind(self, backend: Backend, space: KeySpace, name: str, path: Path) -> None:
         self._backend, self._space, self._name, self._path = backend, space, name, path
@@ -53,9 +54,18 @@ class _Node:
             apply_op(self, op, self._wrap)
         return results
 
-    def bound_to(self, backend: Backend, space: KeySpace, name: str) -> bool:
-        """True when this is the whole document of attribute ``name`` of that memory."""
-        return self._backend is backend and self._space == space and self._name == name and self._path == ()
+    def rebound_to(self, backend: Backend, space: KeySpace, name: str, path: Path = ()) -> bool:
+        """True, once, right after ``x += ...`` / ``x |= ...`` wrote through this very node at ``path``.
+
+        Python follows an augmented assignment with a plain one (``mem.doc = x``, or
+        ``parent[key] = x``) that must not rewrite what was just changed in place.
+        """
+        pending, self._rebind = self._rebind, False
+        same = self._backend is backend and self._space == space and self._name == name
+        return pending and same and self._path == path
+
+    def _rebound_child(self, key: str | int, value: Any) -> bool:
+        return isinstance(value, _Node) and value.rebound_to(self._backend, self._space, self._name, (*self._path, key))
 
 
 def wrap(backend: Backend, space: KeySpace, name: str, value: Any, path: Path = ()) -> Any:
@@ -90,6 +100,8 @@ class RedisDict(_Node, dict[str, Any]):
 
     def __setitem__(self, key: str, value: Any) -> None:
         """``d[k] = v``: JSON.SET at ``path.k``; O(size of v), one round trip."""
+        if self._rebound_child(key, value):
+            return
         codec.check_json(value, addressable=True)
         self._apply([DocOp("set", self._path, self._key(key), value)])
 
@@ -109,6 +121,7 @@ class RedisDict(_Node, dict[str, Any]):
     def __ior__(self, other: Any) -> RedisDict:  # type: ignore[override,misc]
         """``d |= other``: :meth:`update`."""
         self.update(other)
+        self._rebind = True
         return self
 
     def setdefault(self, key: str, default: Any = None) -> Any:
@@ -189,6 +202,7 @@ class RedisDocList(_Node, list[Any]):
     def __iadd__(self, values: Iterable[Any]) -> RedisDocList:  # type: ignore[misc]
         """``lst += values``: :meth:`extend`."""
         self.extend(values)
+        self._rebind = True
         return self
 
     def insert(self, index: SupportsIndex, value: Any) -> None:
@@ -227,8 +241,11 @@ class RedisDocList(_Node, list[Any]):
             items[index] = list(value)
             self._replace(items)
             return
+        position = self._position(index)
+        if self._rebound_child(position, value):
+            return
         codec.check_json(value, addressable=True)
-        self._apply([DocOp("arrset", self._path, self._position(index), value)])
+        self._apply([DocOp("arrset", self._path, position, value)])
 
     def __delitem__(self, index: SupportsIndex | slice) -> None:
         """``del lst[i]``: JSON.ARRPOP; slices rewrite this list."""
@@ -250,6 +267,7 @@ class RedisDocList(_Node, list[Any]):
     def __imul__(self, count: SupportsIndex) -> RedisDocList:
         """``lst *= n`` rewrites this list."""
         self._replace(list(self) * count.__index__())
+        self._rebind = True
         return self
 
     def copy(self) -> list[Any]:

@@ -29,16 +29,23 @@ def _element(raw: str | bytes) -> Any:
 class RedisList(list[Any]):
     """A ``list`` whose mutations write through to a Redis List (see the module docstring)."""
 
-    __slots__ = ("_backend", "_name", "_space")
+    __slots__ = ("_backend", "_name", "_rebind", "_space")
 
     def __init__(self, backend: Backend, space: KeySpace, name: str, items: list[Any]) -> None:
         """Bind to attribute ``name`` of a memory, holding ``items`` (made by the backend)."""
         list.__init__(self, items)
         self._backend, self._space, self._name = backend, space, name
+        self._rebind = False
 
-    def bound_to(self, backend: Backend, space: KeySpace, name: str) -> bool:
-        """True when this list is attribute ``name`` of that memory (``+=`` rebinds it)."""
-        return self._backend is backend and self._space == space and self._name == name
+    def rebound_to(self, backend: Backend, space: KeySpace, name: str) -> bool:
+        """True, once, right after ``mem.<name> += ...`` wrote through this very list.
+
+        Python follows ``x += y`` with ``mem.<name> = x``; that assignment must not rewrite
+        the list (it would undo other writers' appends). Any other assignment of a list read
+        earlier is a real assignment.
+        """
+        pending, self._rebind = self._rebind, False
+        return pending and self._backend is backend and self._space == space and self._name == name
 
     # -- plumbing ----------------------------------------------------------------------------
 
@@ -92,6 +99,7 @@ class RedisList(list[Any]):
     def __iadd__(self, values: Iterable[Any]) -> RedisList:  # type: ignore[misc]
         """``lst += values``: :meth:`extend` (the attribute is rebound to itself, not rewritten)."""
         self.extend(values)
+        self._rebind = True
         return self
 
     def insert(self, index: SupportsIndex, value: Any) -> None:
@@ -167,6 +175,7 @@ class RedisList(list[Any]):
     def __imul__(self, count: SupportsIndex) -> RedisList:
         """``lst *= n`` rewrites the list (compare-and-set, O(n * count))."""
         self._replace(list(self) * count.__index__())
+        self._rebind = True
         return self
 
     # -- copies --------------------------------------------------------------------------------
