@@ -1,0 +1,485 @@
+"""Latency of redis-memory against raw redis-py doing the same command, in one run.
+
+One private redis-server (with RedisJSON and RediSearch, on a unix socket in a temporary
+directory) is started for the run and stopped at the end; every key lives under a fresh
+prefix. For each case the library and raw redis-py take their samples in small alternating
+batches (the order rotates every round), so machine noise hits every side alike; each
+operation is timed on its own, and the table shows medians and 90th percentiles in
+microseconds.
+
+Every side talks to the same server over the same kind of connection: a unix socket, with
+the hiredis parser. The library uses its shared backend (one RESP3 connection with client
+tracking). Raw redis-py is measured two ways:
+
+* ``raw``: ``redis.Redis(unix_socket_path=..., single_connection_client=True)``, one dedicated
+  connection like the library's; the acceptance checks use this, the stricter baseline;
+* ``pool``: ``redis.Redis(unix_socket_path=...)`` with its defaults (a connection pool, which
+  checks a connection out and back in around every command), for information.
+
+Raw commands: append = ``RPUSH key json.dumps(message)`` (a raw user encodes the message too);
+set = ``HSET hash state x``; get = ``HGET hash state``; full read = ``LRANGE key 0 -1`` then
+``json.loads`` of each element.
+
+The three append cases (history 0, 1,000 and 10,000) are measured in one interleaved run, so
+the 10,000-vs-0 check compares figures taken in the same time windows. Histories are held at
+their size: after each batch of appends the list is cut back again (untimed), through the
+library (``pop()``) for the library's list and with LTRIM for the raw one. For the full read of
+a list whose mirror is not valid, another client rewrites element 0 (LSET, untimed) before each
+library read, so the library must take the invalidation and run a real LRANGE; every such read
+is checked to return the new element 0.
+
+Run: ``make bench`` or ``.venv/bin/python bench/bench.py [--samples N]``. The exit code is 0
+whatever the figures are (it is a report), unless the benchmark itself fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+
+import redis_memory
+from redis_memory import ConversationMemory, config
+from redis_memory.keys import KeySpace
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+HISTORY_SIZES = (0, 1_000, 10_000)
+READ_SIZE = 1_000
+APPEND_GROWTH_LIMIT = 1.2  # append at 10k within 1.2x of append at 0
+RAW_RATIO_LIMIT = 1.5  # append, set and get within 1.5x of raw redis-py
+SIDES = ("lib", "raw", "pool")
+
+# The original package (redis-memory 0.4.3), from the design brief.
+ORIGINAL_FIGURES = (
+    ("append one message, history 0 / 1k / 10k", "3.5 / 6.4 / 44 ms", "0.14 ms (RPUSH)"),
+    ("set / get one scalar", "1.4 / 1.4 ms", "0.13 / 0.15 ms (HSET / HGET)"),
+)
+
+Op = Callable[[], Any]
+Hook = Callable[[], None]
+
+
+def message(index: int) -> dict[str, Any]:
+    """A chat message of a realistic size (about 130 bytes of JSON)."""
+    return {
+        "role": "user" if index % 2 == 0 else "assistant",
+        "content": f"Message number {index}: could you summarise what we decided about the deployment plan?",
+        "n": index,
+    }
+
+
+def encode(value: object) -> str:
+    """JSON text the way the library stores a list element (compact, UTF-8)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+@dataclass
+class Side:
+    """One side of a case: the timed operation and its untimed hooks."""
+
+    op: Op
+    before_each: Hook | None = None  # untimed, before every sample
+    check: Callable[[Any], None] | None = None  # untimed, given every sample's result
+    after_batch: Hook | None = None  # untimed, after every batch
+
+    def run_batch(self, count: int) -> list[int]:
+        """Take ``count`` samples; return their durations in nanoseconds."""
+        op, before, check = self.op, self.before_each, self.check
+        clock = time.perf_counter_ns
+        durations: list[int] = []
+        for _ in range(count):
+            if before is not None:
+                before()
+            start = clock()
+            result = op()
+            durations.append(clock() - start)
+            if check is not None:
+                check(result)
+        if self.after_batch is not None:
+            self.after_batch()
+        return durations
+
+
+def _us(nanoseconds: float) -> float:
+    return nanoseconds / 1000
+
+
+@dataclass
+class Result:
+    """The samples of one case, in nanoseconds, per side (``lib``, ``raw``, ``pool``)."""
+
+    name: str
+    info: bool = False  # shown in the table, but no acceptance check uses it
+    samples: dict[str, list[int]] = field(default_factory=lambda: {side: [] for side in SIDES})
+    rounds: list[dict[str, float]] = field(default_factory=list)  # each round's batch median per side
+
+    def median(self, side: str) -> float:
+        """Median of ``side`` in microseconds."""
+        return _us(statistics.median(self.samples[side]))
+
+    def p90(self, side: str) -> float:
+        """90th percentile of ``side`` in microseconds."""
+        return _us(statistics.quantiles(self.samples[side], n=10, method="inclusive")[8])
+
+    def ratio(self, side: str = "raw") -> float:
+        """Library median / ``side`` median."""
+        return self.median("lib") / self.median(side)
+
+    @property
+    def paired_ratio(self) -> float:
+        """Median over rounds of (library batch median / raw batch median): robust to slow phases."""
+        return statistics.median(medians["lib"] / medians["raw"] for medians in self.rounds)
+
+    def row(self) -> tuple[str, ...]:
+        """The table row (microseconds and ratios)."""
+        return (
+            self.name + (" (info)" if self.info else ""),
+            f"{self.median('lib'):.1f}",
+            f"{self.p90('lib'):.1f}",
+            f"{self.median('raw'):.1f}",
+            f"{self.p90('raw'):.1f}",
+            _ratio_text(self.ratio()),
+            _ratio_text(self.paired_ratio),
+            f"{self.median('pool'):.1f}",
+            _ratio_text(self.ratio("pool")),
+        )
+
+
+def _ratio_text(ratio: float) -> str:
+    return f"{ratio:.2f}x" if ratio >= 0.1 else f"{ratio:.4f}x"
+
+
+def measure(
+    cases: dict[str, dict[str, Side]], samples: int, batch: int, warmup: int, info: bool = False
+) -> list[Result]:
+    """Take a batch from every side of every case in turn, the order rotating each round; warm up first.
+
+    Cases measured together share their time windows, so they can be compared with each other
+    (append at 10,000 against append at 0) as fairly as with their raw baselines.
+    """
+    order = [(case, side) for case in cases for side in SIDES]
+    results = {case: Result(case, info=info) for case in cases}
+    for targets, count in (({case: Result(case) for case in cases}, warmup), (results, samples)):
+        for index in range(max(1, count // batch)):
+            shift = index % len(order)
+            medians: dict[str, dict[str, float]] = {case: {} for case in cases}
+            for case, side in order[shift:] + order[:shift]:
+                durations = cases[case][side].run_batch(batch)
+                targets[case].samples[side] += durations
+                medians[case][side] = statistics.median(durations)
+            for case in cases:
+                targets[case].rounds.append(medians[case])
+    sys.stdout.write(f"  measured {', '.join(cases)}\n")
+    sys.stdout.flush()
+    return list(results.values())
+
+
+def paired_growth(later: Result, first: Result) -> float:
+    """Median over shared rounds of (library batch median of ``later`` / that of ``first``)."""
+    return statistics.median(a["lib"] / b["lib"] for a, b in zip(later.rounds, first.rounds, strict=True))
+
+
+def fill(client: redis.Redis, key: str, size: int) -> None:
+    """RPUSH ``size`` messages onto ``key`` with raw redis-py, in chunks."""
+    for first in range(0, size, 1000):
+        client.rpush(key, *(encode(message(i)) for i in range(first, min(size, first + 1000))))
+
+
+class Bench:
+    """The cases, all on one server, under one fresh key prefix."""
+
+    def __init__(self, url: str, socket: str, args: argparse.Namespace) -> None:
+        """Open the raw clients (nothing is written until a case runs)."""
+        self.url = url
+        self.raw = redis.Redis(unix_socket_path=socket, single_connection_client=True)
+        self.pool = redis.Redis(unix_socket_path=socket)
+        self.writer = redis.Redis(unix_socket_path=socket)  # "another client": invalidates mirrors
+        self.samples, self.read_samples, self.batch, self.warmup = (
+            args.samples,
+            args.read_samples,
+            args.batch,
+            args.warmup,
+        )
+        self.prefix = f"bench-{uuid.uuid4().hex[:10]}:"
+        self.results: list[Result] = []
+        self.stale_reads = 0
+
+    def close(self) -> None:
+        """Close the raw clients."""
+        for client in (self.raw, self.pool, self.writer):
+            client.close()
+
+    def memory(self, conversation_id: str) -> ConversationMemory:
+        """A conversation of this run (on the library's shared backend for the server)."""
+        return ConversationMemory(conversation_id, url=self.url, prefix=self.prefix)
+
+    def raw_key(self, name: str) -> str:
+        """A key for the raw sides, under this run's prefix."""
+        return f"{self.prefix}raw:{name}"
+
+    def _measure(self, cases: dict[str, dict[str, Side]], samples: int, info: bool = False) -> None:
+        self.results += measure(cases, samples, self.batch, self.warmup, info=info)
+
+    def appends(self) -> None:
+        """Append at every history size, all interleaved with each other and with raw RPUSH."""
+        cases, checks = {}, []
+        for history in HISTORY_SIZES:
+            sides, check = self._append_sides(history)
+            cases[f"append, history {history:,}"] = sides
+            checks.append(check)
+        self._measure(cases, self.samples)
+        for check in checks:
+            check()
+
+    def _append_sides(self, history: int) -> tuple[dict[str, Side], Hook]:
+        """``mem.messages.append(msg)`` (attribute access every time) vs RPUSH of the same JSON."""
+        mem = self.memory(f"append-{history}")
+        mem.messages = [message(i) for i in range(history)]
+        key = self.raw_key(f"append-{history}")
+        fill(self.raw, key, history)
+        msg = message(history)
+
+        def library_op() -> None:
+            mem.messages.append(msg)
+
+        def library_trim() -> None:
+            held = mem.messages
+            while len(held) > history:
+                held.pop()
+
+        def raw_side(client: redis.Redis) -> Side:
+            def op() -> None:
+                client.rpush(key, json.dumps(msg, ensure_ascii=False, separators=(",", ":")))
+
+            def trim() -> None:
+                if history:
+                    client.ltrim(key, 0, history - 1)
+                else:
+                    client.delete(key)
+
+            return Side(op, after_batch=trim)
+
+        def check() -> None:
+            if len(mem.messages) != history or self.raw.llen(key) != history:
+                raise AssertionError(f"history {history} did not stay at its size")
+
+        sides = {"lib": Side(library_op, after_batch=library_trim), "raw": raw_side(self.raw)}
+        sides["pool"] = raw_side(self.pool)
+        return sides, check
+
+    def scalars(self) -> None:
+        """``mem.state = "x"`` vs HSET, and ``mem.state`` vs HGET."""
+        mem = self.memory("scalars")
+        mem.state = "x"
+        key = self.raw_key("scalars")
+        self.raw.hset(key, "state", "x")
+
+        def library_set() -> None:
+            mem.state = "x"
+
+        def library_get() -> Any:
+            return mem.state
+
+        def raw_set(client: redis.Redis) -> Side:
+            return Side(lambda: client.hset(key, "state", "x"))
+
+        def raw_get(client: redis.Redis) -> Side:
+            return Side(lambda: client.hget(key, "state"))
+
+        sets = {"lib": Side(library_set), "raw": raw_set(self.raw), "pool": raw_set(self.pool)}
+        self._measure({"set scalar": sets}, self.samples)
+        gets = {"lib": Side(library_get), "raw": raw_get(self.raw), "pool": raw_get(self.pool)}
+        self._measure({"get scalar": gets}, self.samples)
+        if mem.state != "x" or self.raw.hget(key, "state") != b"x":
+            raise AssertionError("the scalar was not stored")
+
+    def full_read(self) -> None:
+        """``list(mem.messages)`` of 1,000 messages: mirror invalidated by another client, then mirrored."""
+        mem = self.memory("read")
+        mem.messages = [message(i) for i in range(READ_SIZE)]
+        library_key = KeySpace(self.prefix, "read").collection_key("messages")
+        raw_key = self.raw_key("read")
+        fill(self.raw, raw_key, READ_SIZE)
+        writer = self.writer
+        variants = [message(0), {**message(0), "content": "edited by another client"}]
+        texts = [encode(variant) for variant in variants]
+        turn = [0]
+
+        def invalidate() -> None:
+            turn[0] ^= 1
+            writer.lset(library_key, 0, texts[turn[0]])
+
+        def check(items: list[Any]) -> None:
+            if len(items) != READ_SIZE:
+                raise AssertionError(f"read {len(items)} messages, expected {READ_SIZE}")
+            if dict(items[0]) != variants[turn[0]]:
+                self.stale_reads += 1
+
+        def library_read() -> list[Any]:
+            return list(mem.messages)
+
+        def raw_side(client: redis.Redis, rewrite: bool) -> Side:
+            def op() -> list[Any]:
+                return [json.loads(item) for item in client.lrange(raw_key, 0, -1)]
+
+            def before() -> None:  # the same untimed extra command as the library side's
+                writer.lset(raw_key, 0, texts[turn[0]])
+
+            return Side(op, before_each=before if rewrite else None)
+
+        invalid = {"lib": Side(library_read, before_each=invalidate, check=check)}
+        invalid |= {"raw": raw_side(self.raw, True), "pool": raw_side(self.pool, True)}
+        self._measure({f"full read {READ_SIZE:,}, mirror invalid": invalid}, self.read_samples)
+        mirrored = {"lib": Side(library_read), "raw": raw_side(self.raw, False), "pool": raw_side(self.pool, False)}
+        self._measure({f"full read {READ_SIZE:,}, mirrored": mirrored}, self.read_samples, info=True)
+
+
+def print_table(results: list[Result]) -> None:
+    """The results table (microseconds)."""
+    header = ("case", "lib med", "lib p90", "raw med", "raw p90", "lib/raw", "paired", "pool med", "lib/pool")
+    rows = [header, *(result.row() for result in results)]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
+    for number, row in enumerate(rows):
+        cells = [row[0].ljust(widths[0]), *(cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True))]
+        sys.stdout.write("  " + "  ".join(cells) + "\n")
+        if number == 0:
+            sys.stdout.write("  " + "  ".join("-" * width for width in widths) + "\n")
+
+
+def check_line(ok: bool, text: str) -> str:
+    """One acceptance check, PASS or FAIL."""
+    return f"  [{'PASS' if ok else 'FAIL'}] {text}\n"
+
+
+def library_revision() -> str:
+    """The git commit of the working tree and whether ``redis_memory/`` differs from it (read-only git)."""
+    environment = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, env=environment
+        )
+        diff = subprocess.run(
+            ["git", "diff", "--quiet", "HEAD", "--", "redis_memory"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            env=environment,
+        )
+    except OSError:
+        return "unknown revision"
+    if head.returncode != 0:
+        return "unknown revision"
+    return f"commit {head.stdout.strip()}" + (" + uncommitted changes in redis_memory/" if diff.returncode else "")
+
+
+def report(bench: Bench, server_version: str) -> None:
+    """Print the environment, the table, the acceptance checks and the original package's figures."""
+    out = sys.stdout.write
+    by_name = {result.name: result for result in bench.results}
+    appends = [by_name[f"append, history {size:,}"] for size in HISTORY_SIZES]
+    scalars = [by_name["set scalar"], by_name["get scalar"]]
+
+    out("\nredis-memory vs raw redis-py: same private server, same unix socket, microseconds\n")
+    out(
+        f"  redis-server {server_version}, Python {platform.python_version()}, redis-py {redis.__version__}, "
+        f"redis-memory {redis_memory.__version__} ({library_revision()})\n"
+    )
+    out(
+        f"  {bench.samples} samples per side per case ({bench.read_samples} for full reads) after "
+        f"{bench.warmup} warm-up, in rotating batches of {bench.batch}\n"
+    )
+    out("  raw  = redis.Redis(unix_socket_path=..., single_connection_client=True): RESP2, one connection\n")
+    out("  pool = redis.Redis(unix_socket_path=...) defaults: RESP2, connection pool (information only)\n")
+    out("  commands: append RPUSH json.dumps(msg); set HSET; get HGET; full read LRANGE 0 -1 + json.loads each\n")
+    out("  paired = median over rounds of (lib batch median / raw batch median)\n\n")
+    print_table(bench.results)
+    if bench.stale_reads:
+        out(f"\n  WARNING: {bench.stale_reads} invalidated full reads returned a stale element 0\n")
+    else:
+        out("\n  every invalidated full read returned the other client's new element 0\n")
+
+    out("\nacceptance checks (ratios of medians; raw = single-connection redis-py)\n")
+    first, last = appends[0], appends[-1]
+    growth = last.median("lib") / first.median("lib")
+    out(
+        check_line(
+            growth <= APPEND_GROWTH_LIMIT,
+            f"append at {HISTORY_SIZES[-1]:,} within {APPEND_GROWTH_LIMIT}x of append at {HISTORY_SIZES[0]}: "
+            f"{last.median('lib'):.1f} / {first.median('lib'):.1f} us = {growth:.2f}x "
+            f"(paired {paired_growth(last, first):.2f}x)",
+        )
+    )
+    for result in [*appends, *scalars]:
+        out(
+            check_line(
+                result.ratio() <= RAW_RATIO_LIMIT,
+                f"{result.name} within {RAW_RATIO_LIMIT}x of raw redis-py: {result.median('lib'):.1f} / "
+                f"{result.median('raw'):.1f} us = {result.ratio():.2f}x (paired {result.paired_ratio:.2f}x); "
+                f"vs the default pooled client {result.ratio('pool'):.2f}x "
+                f"({'within' if result.ratio('pool') <= RAW_RATIO_LIMIT else 'over'} {RAW_RATIO_LIMIT}x)",
+            )
+        )
+
+    out("\nfor context: the original package (redis-memory 0.4.3), from DESIGN.md (loopback TCP Redis)\n")
+    for workload, original, raw_figure in ORIGINAL_FIGURES:
+        out(f"  {workload}: {original}; raw redis-py {raw_figure}\n")
+    shown = " / ".join(f"{result.median('lib') / 1000:.3f}" for result in appends)
+    out(
+        f"  this run, redis-memory: append {shown} ms; set / get "
+        f"{scalars[0].median('lib') / 1000:.3f} / {scalars[1].median('lib') / 1000:.3f} ms\n"
+    )
+
+
+def redis_process_class() -> Any:
+    """``tests.servers.RedisProcess``, importable once the repository root is on ``sys.path``."""
+    if str(REPO_ROOT) not in sys.path:
+        sys.path.insert(0, str(REPO_ROOT))
+    from tests.servers import RedisProcess
+
+    return RedisProcess
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start a private server, run every case, print the report, stop the server."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--samples", type=int, default=3000, help="samples per side per case (default 3000)")
+    parser.add_argument("--read-samples", type=int, default=2000, help="samples per side, full reads (default 2000)")
+    parser.add_argument("--batch", type=int, default=10, help="samples per batch (default 10)")
+    parser.add_argument("--warmup", type=int, default=300, help="warm-up samples per side per case (default 300)")
+    args = parser.parse_args(argv)
+
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="rm-bench-") as directory:
+        server = redis_process_class()(Path(directory) / "srv", modules=True).start()
+        bench: Bench | None = None
+        try:
+            bench = Bench(server.url, str(server.socket), args)
+            version = str(bench.raw.info("server")["redis_version"])
+            sys.stdout.write(f"benchmarking on a private redis-server {version} at {server.socket}\n")
+            bench.appends()
+            bench.scalars()
+            bench.full_read()
+            report(bench, version)
+        finally:
+            config.reset()
+            if bench is not None:
+                bench.close()
+            server.stop()
+    sys.stdout.write(f"\n(total {time.monotonic() - started:.0f} s)\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
