@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, TypeVar
 
+import hiredis
 import redis
 import redis.exceptions
 
@@ -44,7 +45,7 @@ from redis_memory.keys import KeySpace, kind_field, parse_kind_field
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-_SCRIPTS = ("get", "assign", "delete", "list_op", "doc_op", "doc_cas")
+_SCRIPTS = ("get", "assign", "delete", "push", "list_op", "doc_op", "doc_cas")
 _CAS_ATTEMPTS = 100
 _CODES: dict[str, Callable[[str], Exception]] = {
     "RMKIND": ConcurrentModificationError,
@@ -198,13 +199,15 @@ class Backend:
         """EVALSHA ``lua/<name>.lua`` straight on the tracked connection (SCRIPT LOAD if needed)."""
         sha, source = _script_table()[name]
         connection = self._connection
-        connection.send_command("EVALSHA", sha, len(keys), *keys, *args)
+        # Every argument is str: hiredis packs them directly, as redis-py does internally.
+        packed = hiredis.pack_command(("EVALSHA", sha, len(keys), *keys, *args))  # type: ignore[arg-type]
+        connection.send_packed_command([packed], check_health=False)
         try:
             return connection.read_response()
         except redis.exceptions.NoScriptError:
             connection.send_command("SCRIPT", "LOAD", source)
             connection.read_response()
-            connection.send_command("EVALSHA", sha, len(keys), *keys, *args)
+            connection.send_packed_command([packed], check_health=False)
             return connection.read_response()
 
     def run(self, action: Callable[[redis.Redis], T]) -> T:
@@ -214,19 +217,22 @@ class Backend:
                 client = self._ensure()
                 self._drain()
                 return action(client)
-            except redis.exceptions.ResponseError as exc:
-                code, _, message = str(exc).partition(" ")
-                factory = _CODES.get(code)
-                if factory is not None:
-                    raise factory(message) from exc
-                raise translate(exc) from exc
             except redis.exceptions.RedisError as exc:
-                if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
-                    self._lost()
-                raise translate(exc) from exc
+                raise self._translated(exc) from exc
             except OSError as exc:
                 self._lost()
                 raise RedisConnectionError(f"cannot reach Redis at {self.label}: {exc}") from exc
+
+    def _translated(self, exc: redis.exceptions.RedisError) -> Exception:
+        """The public error for a redis-py one (our scripts' codes included)."""
+        if isinstance(exc, redis.exceptions.ResponseError):
+            code, _, message = str(exc).partition(" ")
+            factory = _CODES.get(code)
+            if factory is not None:
+                return factory(message)
+        elif isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
+            self._lost()
+        return translate(exc)
 
     def _lost(self) -> None:
         """The connection failed: no mirror can be trusted; the next command reconnects."""
@@ -363,6 +369,30 @@ class Backend:
         return sorted(name for name in names if name is not None)
 
     # -- lists ----------------------------------------------------------------------------------
+
+    def push(self, space: KeySpace, name: str, raws: list[str], elements: list[Any]) -> Mirror | None:
+        """Append encoded elements (and their read-only copies, for the mirror). One EVALSHA of
+        ``push.lua``: HGET (kind check) + RPUSH + LLEN; O(k). Returns the valid mirror, if any."""
+        key = space.collection_key(name)
+        with self._lock:
+            try:
+                self._ensure()
+                length = self._script("push", [space.hash_key, key], [kind_field(name), *raws])
+            except redis.exceptions.RedisError as exc:
+                self.forget(key)
+                raise self._translated(exc) from exc
+            except OSError as exc:
+                self._lost()
+                raise RedisConnectionError(f"cannot reach Redis at {self.label}: {exc}") from exc
+            mirror = self._mirrors.get(key)
+            if mirror is None:
+                return None
+            if mirror.intact() and len(mirror.value) + len(elements) == length:
+                list.extend(mirror.value, elements)
+                mirror.seal()
+                return mirror
+            del self._mirrors[key]
+            return None
 
     def list_op(
         self,

@@ -207,6 +207,32 @@ class FrozenList(list[Any]):
         return (list, (thaw(self),))
 
 
+def frozen_copy(value: Any, where: str = "value") -> Any:
+    """Check ``value`` like :func:`check_json` and return a read-only copy, in one walk."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return value
+    if kind is int or kind is float:
+        check_json(value, where)
+        return value
+    if isinstance(value, dict):
+        result = FrozenDict()
+        for key, item in value.items():
+            check_key(key, where)
+            dict.__setitem__(result, key, frozen_copy(item, f"{where}[{key!r}]"))
+        return result
+    if isinstance(value, list):
+        return FrozenList(frozen_copy(item, f"{where}[{index}]") for index, item in enumerate(value))
+    check_json(value, where)  # raises with the message for this type
+    return value
+
+
+def encode_element(value: Any) -> tuple[str, Any]:
+    """Return ``(JSON text, read-only copy)`` of one list element, checked before either is made."""
+    frozen = frozen_copy(value)
+    return json.dumps(frozen, ensure_ascii=False, separators=(",", ":"), allow_nan=False), frozen
+
+
 def _freeze_object(pairs: dict[str, Any]) -> FrozenDict:
     for key, item in pairs.items():
         if type(item) is list:

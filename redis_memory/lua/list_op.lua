@@ -1,4 +1,4 @@
--- One change to a list attribute, checked against its kind, atomically.
+-- One change to a list attribute (appends: push.lua), checked against its kind, atomically.
 -- KEYS[1] object hash, KEYS[2] the list; ARGV[1] kind field, ARGV[2] operation, ARGV[3..] its
 -- arguments. Every branch ends by reading the list (LLEN), which re-registers client tracking.
 -- Errors: RMKIND (attribute deleted or replaced), RMCAS (element changed since it was read),
@@ -26,10 +26,7 @@ local function expect(index, raw)
   return nil
 end
 
-if op == 'push' then
-  push_all(3, #ARGV)
-  return {redis.call('LLEN', key)}
-elseif op == 'popright' or op == 'popleft' then
+if op == 'popright' or op == 'popleft' then
   local value
   if op == 'popright' then value = redis.call('RPOP', key) else value = redis.call('LPOP', key) end
   if not value then

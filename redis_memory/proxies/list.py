@@ -22,8 +22,9 @@ from redis_memory.errors import MissingIndexError
 from redis_memory.keys import KeySpace
 
 
-def _element(raw: str | bytes) -> Any:
-    return codec.loads_elements([raw.encode() if isinstance(raw, str) else raw])[0]
+def _encoded(values: Iterable[Any]) -> tuple[list[str], list[Any]]:
+    pairs = [codec.encode_element(value) for value in values]
+    return [raw for raw, _ in pairs], [frozen for _, frozen in pairs]
 
 
 class RedisList(list[Any]):
@@ -72,8 +73,7 @@ class RedisList(list[Any]):
 
     def _replace(self, items: list[Any]) -> None:
         old = [codec.dumps(item) for item in self]
-        new = [codec.dumps(item) for item in items]
-        elements = codec.loads_elements(raw.encode() for raw in new)
+        new, elements = _encoded(items)
 
         def update(target: list[Any], reply: list[Any]) -> None:
             list.__init__(target, elements)
@@ -84,17 +84,19 @@ class RedisList(list[Any]):
 
     def append(self, value: Any) -> None:
         """Append one element. RPUSH; O(1), one round trip, whatever the list's length."""
-        raw = codec.dumps(value)
-        element = _element(raw)
-        self._write("push", [raw], lambda target, reply: list.append(target, element))
+        raw, element = codec.encode_element(value)
+        mirror = self._backend.push(self._space, self._name, [raw], [element])
+        if mirror is None or mirror.value is not self:
+            self.refresh()
 
     def extend(self, values: Iterable[Any]) -> None:
         """Append every element of ``values`` atomically. RPUSH; O(k), one round trip."""
-        raws = [codec.dumps(value) for value in list(values)]
+        raws, elements = _encoded(list(values))
         if not raws:
             return
-        elements = codec.loads_elements(raw.encode() for raw in raws)
-        self._write("push", raws, lambda target, reply: list.extend(target, elements))
+        mirror = self._backend.push(self._space, self._name, raws, elements)
+        if mirror is None or mirror.value is not self:
+            self.refresh()
 
     def __iadd__(self, values: Iterable[Any]) -> RedisList:  # type: ignore[misc]
         """``lst += values``: :meth:`extend` (the attribute is rebound to itself, not rewritten)."""
@@ -108,8 +110,7 @@ class RedisList(list[Any]):
         if position < 0:
             position = max(0, position + len(self))
         position = min(position, len(self))
-        raw = codec.dumps(value)
-        element = _element(raw)
+        raw, element = codec.encode_element(value)
         self._write("insert", [str(position), raw], lambda target, reply: list.insert(target, position, element))
 
     # -- removing ----------------------------------------------------------------------------
@@ -146,8 +147,7 @@ class RedisList(list[Any]):
             self._replace(items)
             return
         position = self._index(index)
-        raw = codec.dumps(value)
-        element = _element(raw)
+        raw, element = codec.encode_element(value)
         expected = codec.dumps(self[position])
 
         def update(target: list[Any], reply: list[Any]) -> None:
