@@ -13,12 +13,14 @@ from redis_memory.errors import (
     RedisMemoryError,
     ReservedNameError,
     ServerError,
+    UnknownTypeError,
     UnstorableValueError,
     WrongTypeError,
 )
 from redis_memory.memory import ConversationMemory, Memory
 from redis_memory.proxies.document import RedisDict, RedisDocList
 from redis_memory.proxies.list import RedisList
+from redis_memory.proxies.set import RedisSet
 
 __version__ = "0.1.0"
 
@@ -40,8 +42,10 @@ __all__ = [
     "RedisDocList",
     "RedisList",
     "RedisMemoryError",
+    "RedisSet",
     "ReservedNameError",
     "ServerError",
+    "UnknownTypeError",
     "UnstorableValueError",
     "WrongTypeError",
     "__version__",

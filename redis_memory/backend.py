@@ -45,7 +45,7 @@ from redis_memory.keys import KeySpace, kind_field, parse_kind_field
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-_SCRIPTS = ("get", "assign", "delete", "push", "list_op", "doc_op", "doc_cas")
+_SCRIPTS = ("get", "assign", "delete", "push", "list_op", "set_op", "doc_op", "doc_cas")
 _CAS_ATTEMPTS = 100
 _CODES: dict[str, Callable[[str], Exception]] = {
     "RMKIND": ConcurrentModificationError,
@@ -56,16 +56,18 @@ _CODES: dict[str, Callable[[str], Exception]] = {
 }
 
 
-ListFactory = Callable[["Backend", KeySpace, str, list[Any]], list[Any]]
+# Makes the object a list or set mirror holds and users receive: (backend, space, name, items).
+ProxyFactory = Callable[["Backend", KeySpace, str, Any], Any]
 
 
 @dataclass(eq=False, slots=True)
 class Mirror:
     """A local copy of one collection key, valid while the key stays in the backend's table.
 
-    ``value`` is, for a list, the list object handed to users (a ``RedisList`` made by the
-    backend's list factory), so reading a mirrored list copies nothing; for a dict, the plain
-    document. ``raw`` is the stored document text (dicts without RedisJSON, for compare-and-set).
+    ``value`` is, for a list or a set, the object handed to users (a ``RedisList`` or
+    ``RedisSet`` made by the backend's proxy factories), so reading it copies nothing; for a
+    dict or a model, the plain document. ``raw`` is the stored document text (documents
+    without RedisJSON, for compare-and-set).
     """
 
     kind: str
@@ -74,20 +76,23 @@ class Mirror:
     shape: tuple[int, int, int] = (0, 0, 0)
 
     def seal(self) -> Mirror:
-        """Record the list's shape after a change this library made (see :func:`_shape`)."""
-        if self.kind == codec.LIST:
-            self.shape = _shape(self.value)
+        """Record the value's shape after a change this library made (see :func:`_shape`)."""
+        self.shape = _shape(self.value)
         return self
 
     def intact(self) -> bool:
-        """False when the list was changed behind the library's back (see :func:`_shape`)."""
-        return self.kind != codec.LIST or _shape(self.value) == self.shape
+        """False when the list or set was changed behind the library's back (see :func:`_shape`)."""
+        return _shape(self.value) == self.shape
 
 
-def _shape(items: list[Any]) -> tuple[int, int, int]:
-    """Length and ends of a list: O(1), and different after any C-level change that bypasses
-    the list's methods (``heapq.heappush``, ``list.append(x, ...)``, ``heapify``...)."""
-    return (len(items), id(items[0]), id(items[-1])) if items else (0, 0, 0)
+def _shape(items: Any) -> tuple[int, int, int]:
+    """Length and ends of a list (length of a set): O(1), and different after most C-level
+    changes that bypass the methods (``heapq.heappush``, ``list.append(x, ...)``, ``heapify``...)."""
+    if isinstance(items, list):
+        return (len(items), id(items[0]), id(items[-1])) if items else (0, 0, 0)
+    if isinstance(items, (set, frozenset)):
+        return (len(items), 0, 0)
+    return (0, 0, 0)
 
 
 @functools.cache
@@ -116,17 +121,17 @@ class Backend:
         self,
         pool_factory: Callable[[], redis.ConnectionPool],
         label: str,
-        list_factory: ListFactory | None = None,
+        factories: dict[str, ProxyFactory] | None = None,
         max_mirrors: int = 1024,
     ):
         """Prepare a backend; nothing connects until the first operation.
 
-        ``list_factory(backend, space, name, items)`` makes the list object a list mirror
-        holds (and users receive); by default a plain ``list``.
+        ``factories[kind](backend, space, name, items)`` makes the object a list or set mirror
+        holds (and users receive); by default the plain ``list`` or ``set``.
         """
         self.label = label
         self._pool_factory = pool_factory
-        self._list_factory = list_factory
+        self._factories = factories or {}
         self._max_mirrors = max_mirrors
         self._lock = threading.RLock()
         self._pid = -1
@@ -278,8 +283,9 @@ class Backend:
             self._mirrors.popitem(last=False)
         return mirror
 
-    def _new_list(self, space: KeySpace, name: str, items: list[Any]) -> list[Any]:
-        return items if self._list_factory is None else self._list_factory(self, space, name, items)
+    def _proxy(self, kind: str, space: KeySpace, name: str, items: Any) -> Any:
+        factory = self._factories.get(kind)
+        return items if factory is None else factory(self, space, name, items)
 
     # -- attributes ---------------------------------------------------------------------------
 
@@ -302,19 +308,23 @@ class Backend:
             if kind is None:
                 return None
             kind = _text(kind)
-            if kind not in codec.COLLECTION_KINDS:
+            if codec.structure_of(kind) == codec.HASH:
                 return kind, codec.decode_scalar(kind, _text(value) if value is not None else "")
             json_flag = "1" if self.json_module else "0"
             reply = self._script("get", [space.hash_key, key], [name, kind_field(name), json_flag])
             if not reply:
                 return None
             kind, value = _text(reply[0]), reply[1]
-            if kind == codec.LIST:
-                items = self._new_list(space, name, codec.loads_elements(value or []))
+            structure = codec.structure_of(kind)
+            if structure == codec.LIST:
+                items = self._proxy(kind, space, name, codec.loads_elements(value or []))
                 return kind, self._remember(key, Mirror(kind, items))
-            if kind == codec.DICT:
+            if structure == codec.SET:
+                members = {codec.loads(member) for member in value or []}
+                return kind, self._remember(key, Mirror(kind, self._proxy(kind, space, name, members)))
+            if structure == codec.JSON_DOC:
                 if value is None:
-                    raise ServerError(f"the document of dict attribute {name!r} is missing from Redis")
+                    raise ServerError(f"the document of attribute {name!r} is missing from Redis")
                 as_json = _text(reply[2]) == "json"
                 document = codec.loads(value)[0] if as_json else codec.loads(value)
                 return kind, self._remember(key, Mirror(kind, document, raw=None if as_json else value))
@@ -328,14 +338,23 @@ class Backend:
         One EVALSHA: DEL + HSET for a scalar, + RPUSH for a list, + JSON.SET (or SET) for a
         dict; O(size of the value). The value is checked and encoded before anything is sent.
         """
-        kind = codec.kind_of(value)
+        kind = codec.classify(value)
+        structure = codec.structure_of(kind)
         key = space.collection_key(name)
         mirror: Mirror | None = None
-        if kind == codec.LIST:
-            payload = [codec.dumps(item) for item in value]  # type: ignore[attr-defined]
-            mirror = Mirror(kind, self._new_list(space, name, codec.loads_elements(item.encode() for item in payload)))
-        elif kind == codec.DICT:
-            text = codec.dumps(value, addressable=True)
+        if structure == codec.LIST:
+            payload, elements = codec.encode_elements(value)  # type: ignore[arg-type]
+            mirror = Mirror(kind, self._proxy(kind, space, name, elements))
+        elif structure == codec.SET:
+            payload = codec.set_members(value)  # type: ignore[arg-type]
+            members = {codec.loads(member) for member in payload}
+            mirror = Mirror(kind, self._proxy(kind, space, name, members))
+        elif structure == codec.JSON_DOC:
+            if isinstance(value, dict):
+                document, text = value, codec.dumps(value, addressable=True)
+            else:
+                document = codec.model_document(value)  # type: ignore[arg-type]
+                text = codec.dumps(document)
             payload = [text]
             mirror = Mirror(kind, codec.loads(text), raw=text.encode())
         else:
@@ -344,7 +363,8 @@ class Backend:
         def action(client: redis.Redis) -> None:
             json_flag = "1" if self.json_module else "0"
             self._mirrors.pop(key, None)
-            self._script("assign", [space.hash_key, key], [name, kind_field(name), kind, json_flag, *payload])
+            args = [name, kind_field(name), kind, structure, json_flag, *payload]
+            self._script("assign", [space.hash_key, key], args)
             if mirror is not None:
                 if self.json_module:
                     mirror.raw = None
@@ -421,6 +441,40 @@ class Backend:
                 mirror.seal()
                 if len(mirror.value) != int(reply[0]):  # defensive: never keep a wrong mirror
                     self._mirrors.pop(key, None)
+                    mirror = None
+            return reply, mirror
+
+        try:
+            return self.run(action)
+        except ConcurrentModificationError:
+            self.forget(key)
+            raise
+
+    def set_op(self, space: KeySpace, name: str, op: str, members: Sequence[str]) -> tuple[list[Any], Mirror | None]:
+        """Run one ``set_op.lua`` operation (SADD / SREM / SPOP / DEL, then SCARD); one EVALSHA.
+
+        The valid mirror, if any, gets the same change. Returns the reply and that mirror.
+        """
+        key = space.collection_key(name)
+
+        def action(client: redis.Redis) -> tuple[list[Any], Mirror | None]:
+            reply = self._script("set_op", [space.hash_key, key], [kind_field(name), op, *members])
+            mirror = self._mirrors.get(key)
+            if mirror is not None and not mirror.intact():
+                del self._mirrors[key]
+                mirror = None
+            if mirror is not None:
+                if op == "add":
+                    set.update(mirror.value, (codec.loads(member) for member in members))
+                elif op in ("remove", "discard"):
+                    set.difference_update(mirror.value, (codec.loads(member) for member in members))
+                elif op == "pop":
+                    set.discard(mirror.value, codec.loads(reply[1]))
+                else:
+                    set.clear(mirror.value)
+                mirror.seal()
+                if len(mirror.value) != int(reply[0]):  # e.g. 1 and True: distinct in Redis, equal here
+                    del self._mirrors[key]
                     mirror = None
             return reply, mirror
 

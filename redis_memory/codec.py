@@ -1,11 +1,14 @@
 """Python values <-> their Redis representation, and the one registry for type dispatch.
 
-A value assigned to an attribute is classified once, by :func:`kind_of`:
+A value assigned to an attribute is classified once, by :func:`classify`:
 
-* a scalar kind (``str``, ``int``, ``float``, ``bool``, ``none``) is stored as one field of the
-  object's hash, index-friendly: strings raw, numbers as decimal text, booleans as ``1``/``0``;
+* a scalar kind (``str``, ``int``, ``float``, ``bool``, ``none``, ``datetime:...``, ``date``,
+  ``uuid``, ``decimal``, ``bytes``, ``tuple``, ``enum:...``; see :mod:`redis_memory.scalars`)
+  is stored as one field of the object's hash, index-friendly;
 * ``list`` is stored as a Redis List with one JSON document per element;
-* ``dict`` is stored as one JSON document (RedisJSON, or a JSON string without the module).
+* ``dict`` is stored as one JSON document (RedisJSON, or a JSON string without the module),
+  and so is a pydantic model (kind ``model:<module>:<qualname>``, read back as the model);
+* ``set`` is stored as a Redis Set of JSON scalars.
 
 JSON values are checked before anything is written (:func:`check_json`): only ``dict`` with
 ``str`` keys, ``list``, ``str``, ``int`` within 64 bits, finite ``float``, ``bool`` and ``None``
@@ -16,79 +19,99 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any, NoReturn, TypeAlias
 
-from redis_memory.errors import ReadOnlyElementError, UnstorableValueError
+import pydantic
+
+from redis_memory import scalars
+from redis_memory.errors import ReadOnlyElementError, UnknownTypeError, UnstorableValueError
 
 JSON: TypeAlias = "None | bool | int | float | str | list[JSON] | dict[str, JSON]"
-Scalar: TypeAlias = "None | bool | int | float | str"
 
+# Kinds that are not scalars, and the Redis structure each is stored in.
 LIST = "list"
 DICT = "dict"
-COLLECTION_KINDS = frozenset({LIST, DICT})
+SET = "set"
+MODEL_PREFIX = "model:"  # model:<module>:<qualname>, a pydantic model stored as a document
+HASH, JSON_DOC = "hash", "json"
 
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
+_SET_MEMBER_TYPES = (str, int, float, bool, type(None))
 
 
-@dataclass(frozen=True, slots=True)
-class ScalarCodec:
-    """How one scalar Python type is written to and read from a hash field."""
-
-    kind: str
-    python_type: type
-    encode: Callable[[Any], str]
-    decode: Callable[[str], Any]
-
-
-def _encode_float(value: float) -> str:
-    if not math.isfinite(value):
-        raise UnstorableValueError(f"cannot store the non-finite float {value!r}")
-    return repr(value)
+def structure_of(kind: str) -> str:
+    """The Redis structure a kind is stored in: ``hash`` (a field), ``list``, ``json`` or ``set``."""
+    if kind == LIST:
+        return LIST
+    if kind == DICT or kind.startswith(MODEL_PREFIX):
+        return JSON_DOC
+    if kind == SET:
+        return SET
+    return HASH
 
 
-SCALAR_CODECS: dict[type, ScalarCodec] = {
-    str: ScalarCodec("str", str, lambda v: v, lambda s: s),
-    bool: ScalarCodec("bool", bool, lambda v: "1" if v else "0", lambda s: s == "1"),
-    int: ScalarCodec("int", int, str, int),
-    float: ScalarCodec("float", float, _encode_float, float),
-    type(None): ScalarCodec("none", type(None), lambda v: "", lambda s: None),
-}
-_BY_KIND: dict[str, ScalarCodec] = {codec.kind: codec for codec in SCALAR_CODECS.values()}
-
-
-def kind_of(value: object) -> str:
+def classify(value: object) -> str:
     """Return the kind a value is stored as, or raise :class:`UnstorableValueError`."""
-    codec = SCALAR_CODECS.get(type(value))
-    if codec is not None:
-        return codec.kind
+    found = scalars.codec_for(value)
+    if found is not None:
+        return found.encode(value)[0] if found.name in ("datetime", "enum") else found.name
     if isinstance(value, list):
         return LIST
     if isinstance(value, dict):
         return DICT
+    if isinstance(value, (set, frozenset)):
+        return SET
+    if isinstance(value, pydantic.BaseModel):
+        return MODEL_PREFIX + scalars.class_path(type(value))
     raise UnstorableValueError(
-        f"cannot store a value of type {type(value).__name__}: use str, int, float, bool, "
-        "None, a list or a dict of JSON values"
+        f"cannot store a value of type {type(value).__name__}: use a str, int, float, bool, None, "
+        "datetime, date, UUID, Decimal, Enum, bytes, tuple, list, dict, set or pydantic model"
     )
 
 
 def encode_scalar(value: object) -> tuple[str, str]:
-    """Return ``(kind, text)`` for a scalar value (see :data:`SCALAR_CODECS`)."""
-    codec = SCALAR_CODECS.get(type(value))
-    if codec is None:
-        raise UnstorableValueError(f"{type(value).__name__} is not a scalar kind")
-    return codec.kind, codec.encode(value)
+    """Return ``(kind, text)`` for a scalar value (see :mod:`redis_memory.scalars`)."""
+    return scalars.encode(value)
 
 
-def decode_scalar(kind: str, text: str) -> Scalar:
+def decode_scalar(kind: str, text: str) -> Any:
     """Invert :func:`encode_scalar` for a stored ``kind``."""
-    codec = _BY_KIND.get(kind)
-    if codec is None:
-        raise UnstorableValueError(f"unknown stored kind {kind!r}; written by a newer redis-memory?")
-    result: Scalar = codec.decode(text)
-    return result
+    return scalars.decode(kind, text)
+
+
+def model_document(model: pydantic.BaseModel) -> dict[str, Any]:
+    """The JSON document of a pydantic model; raises unless it reads back as an equal model."""
+    document: dict[str, Any] = model.model_dump(mode="json")
+    check_json(document)
+    try:
+        same = type(model).model_validate(document) == model
+    except pydantic.ValidationError:
+        same = False
+    if not same:
+        raise UnstorableValueError(f"{type(model).__name__} does not read back equal from its JSON form")
+    return document
+
+
+def read_model(kind: str, document: Any) -> pydantic.BaseModel:
+    """Rebuild the pydantic model of kind ``model:<module>:<qualname>`` from its document."""
+    cls = scalars.resolve_class(kind.removeprefix(MODEL_PREFIX))
+    if not issubclass(cls, pydantic.BaseModel):
+        raise UnknownTypeError(f"{cls.__qualname__} is not a pydantic model")
+    return cls.model_validate(document)
+
+
+def set_members(value: Iterable[Any]) -> list[str]:
+    """The encoded members of a set value: JSON scalars only (str, int, float, bool, None)."""
+    members = []
+    for member in value:
+        if type(member) not in _SET_MEMBER_TYPES:
+            raise UnstorableValueError(
+                f"set members must be str, int, float, bool or None, not {type(member).__name__}"
+            )
+        members.append(dumps(member))
+    return members
 
 
 def check_json(value: object, where: str = "value", *, addressable: bool = False) -> None:
@@ -225,6 +248,12 @@ def frozen_copy(value: Any, where: str = "value") -> Any:
         return FrozenList(frozen_copy(item, f"{where}[{index}]") for index, item in enumerate(value))
     check_json(value, where)  # raises with the message for this type
     return value
+
+
+def encode_elements(values: Iterable[Any]) -> tuple[list[str], list[Any]]:
+    """Encode list elements: ``(JSON texts, read-only copies)``, every one checked first."""
+    pairs = [encode_element(value) for value in values]
+    return [raw for raw, _ in pairs], [frozen for _, frozen in pairs]
 
 
 def encode_element(value: Any) -> tuple[str, Any]:

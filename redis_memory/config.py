@@ -21,7 +21,9 @@ from redis.retry import Retry
 from redis_memory.backend import Backend
 from redis_memory.keys import DEFAULT_PREFIX, check_prefix
 from redis_memory.proxies.list import RedisList
+from redis_memory.proxies.set import RedisSet
 
+_FACTORIES: dict[str, Any] = {"list": RedisList, "set": RedisSet}
 _lock = threading.Lock()
 _by_url: dict[str, Backend] = {}
 _by_client: weakref.WeakKeyDictionary[redis.Redis, Backend] = weakref.WeakKeyDictionary()
@@ -62,14 +64,14 @@ def backend_for(
         with _lock:
             found = _by_client.get(client)
             if found is None:
-                found = _by_client[client] = Backend(_pool_from_client(client), repr(client), RedisList)
+                found = _by_client[client] = Backend(_pool_from_client(client), repr(client), _FACTORIES)
             return found
     resolved = resolve_url(url, host, port)
     with _lock:
         found = _by_url.get(resolved)
         if found is None:
             pool_factory = lambda: redis.ConnectionPool.from_url(resolved, **_POOL_OPTIONS)  # noqa: E731
-            found = _by_url[resolved] = Backend(pool_factory, resolved, RedisList)
+            found = _by_url[resolved] = Backend(pool_factory, resolved, _FACTORIES)
         return found
 
 

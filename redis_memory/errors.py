@@ -7,6 +7,7 @@ also derives from the builtin exception a caller would naturally catch::
     ├── UnstorableValueError        (TypeError)       value cannot be stored; nothing written
     ├── ReadOnlyElementError        (TypeError)       in-place change of a stored list element
     ├── WrongTypeError              (TypeError)       a key holds a Redis type we did not expect
+    ├── UnknownTypeError            (TypeError)       a stored kind or class this process cannot read
     ├── InvalidNameError            (ValueError)      bad attribute name, id or prefix
     ├── ReservedNameError           (AttributeError)  the name belongs to the class itself
     ├── MissingAttributeError       (AttributeError)  attribute not stored
@@ -40,6 +41,10 @@ class ReadOnlyElementError(RedisMemoryError, TypeError):
 
 class WrongTypeError(RedisMemoryError, TypeError):
     """A key of this memory holds a Redis type other than the one its attribute kind needs."""
+
+
+class UnknownTypeError(RedisMemoryError, TypeError):
+    """A stored value's kind or class cannot be read here (class not imported, unknown kind)."""
 
 
 class InvalidNameError(RedisMemoryError, ValueError):

@@ -88,10 +88,12 @@ class Memory:
         if found is None:
             raise MissingAttributeError(f"{type(self).__name__!r} object has no stored attribute {name!r}")
         kind, value = found
-        if kind == codec.LIST:
-            return value.value  # the mirror's RedisList itself
+        if kind in (codec.LIST, codec.SET):
+            return value.value  # the mirror's RedisList / RedisSet itself
         if kind == codec.DICT:
             return wrap(self._backend, self._space, name, value.value)
+        if kind.startswith(codec.MODEL_PREFIX):
+            return codec.read_model(kind, value.value)  # a snapshot: assign it again to store changes
         return value
 
     def __setattr__(self, name: str, value: Any) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 import redis
 
@@ -128,8 +130,9 @@ def test_invalid_names_are_rejected(memory: MemoryFactory) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    [object(), {1, 2}, b"bytes", (1, 2), float("nan"), float("inf"), {"k": {1}}, [object()], {1: "int key"},
-     [10**19], {"a": [float("nan")]}],
+    [object(), {object()}, {(1, 2)}, bytearray(b"x"), (1, object()), ((1, 2),), complex(1, 2), float("nan"),
+     float("inf"), Decimal("NaN"), {"k": {1}}, [object()], {1: "int key"}, [10**19], {"a": [float("nan")]},
+     [b"bytes"], [(1, 2)]],
 )  # fmt: skip
 def test_unstorable_values_raise_before_anything_is_written(
     memory: MemoryFactory, raw: redis.Redis, value: object
@@ -161,7 +164,7 @@ def test_prefix_from_environment(server, monkeypatch: pytest.MonkeyPatch, prefix
 
 def test_public_names_match_all() -> None:
     public = {name for name in dir(redis_memory) if not name.startswith("_")} - {
-        "backend", "codec", "config", "docops", "errors", "keys", "memory", "proxies", "server",
+        "backend", "codec", "config", "docops", "errors", "keys", "memory", "proxies", "scalars", "server",
     }  # fmt: skip
     assert public | {"__version__"} == set(redis_memory.__all__)
     assert len(redis_memory.__all__) == len(set(redis_memory.__all__))

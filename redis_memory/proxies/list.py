@@ -22,11 +22,6 @@ from redis_memory.errors import MissingIndexError
 from redis_memory.keys import KeySpace
 
 
-def _encoded(values: Iterable[Any]) -> tuple[list[str], list[Any]]:
-    pairs = [codec.encode_element(value) for value in values]
-    return [raw for raw, _ in pairs], [frozen for _, frozen in pairs]
-
-
 class RedisList(list[Any]):
     """A ``list`` whose mutations write through to a Redis List (see the module docstring)."""
 
@@ -73,7 +68,7 @@ class RedisList(list[Any]):
 
     def _replace(self, items: list[Any]) -> None:
         old = [codec.dumps(item) for item in self]
-        new, elements = _encoded(items)
+        new, elements = codec.encode_elements(items)
 
         def update(target: list[Any], reply: list[Any]) -> None:
             list.__init__(target, elements)
@@ -91,7 +86,7 @@ class RedisList(list[Any]):
 
     def extend(self, values: Iterable[Any]) -> None:
         """Append every element of ``values`` atomically. RPUSH; O(k), one round trip."""
-        raws, elements = _encoded(list(values))
+        raws, elements = codec.encode_elements(list(values))
         if not raws:
             return
         mirror = self._backend.push(self._space, self._name, raws, elements)
