@@ -108,7 +108,7 @@ def test_a_class_this_process_has_not_imported_is_a_clear_error(memory: MemoryFa
     mem = memory()
     mem.color = models.Color.RED
     raw.hset(mem._space.hash_key, "_kind:color", "enum:some.module.never.imported:Color")
-    with pytest.raises(UnknownTypeError, match="import some.module.never.imported"):
+    with pytest.raises(UnknownTypeError, match=r"import some\.module\.never\.imported"):
         _ = memory().color
 
 
