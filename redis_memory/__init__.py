@@ -13,11 +13,12 @@ from redis_memory.errors import (
     RedisMemoryError,
     ReservedNameError,
     ServerError,
+    TransactionError,
     UnknownTypeError,
     UnstorableValueError,
     WrongTypeError,
 )
-from redis_memory.memory import ConversationMemory, Memory
+from redis_memory.memory import MISSING, ConversationMemory, Memory, Transaction
 from redis_memory.proxies.document import RedisDict, RedisDocList
 from redis_memory.proxies.list import RedisList
 from redis_memory.proxies.set import RedisSet
@@ -26,6 +27,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "JSON",
+    "MISSING",
     "ConcurrentModificationError",
     "ConversationMemory",
     "EmbeddedServerError",
@@ -45,6 +47,8 @@ __all__ = [
     "RedisSet",
     "ReservedNameError",
     "ServerError",
+    "Transaction",
+    "TransactionError",
     "UnknownTypeError",
     "UnstorableValueError",
     "WrongTypeError",

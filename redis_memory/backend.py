@@ -14,14 +14,16 @@ Every redis-py exception is translated here (:func:`redis_memory.errors.translat
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import hashlib
 import logging
+import math
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, TypeVar
@@ -38,6 +40,9 @@ from redis_memory.errors import (
     MissingKeyError,
     RedisConnectionError,
     ServerError,
+    TransactionError,
+    UnstorableValueError,
+    WrongTypeError,
     translate,
 )
 from redis_memory.keys import KeySpace, kind_field, parse_kind_field
@@ -45,7 +50,20 @@ from redis_memory.keys import KeySpace, kind_field, parse_kind_field
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-_SCRIPTS = ("get", "assign", "delete", "push", "list_op", "set_op", "doc_op", "doc_cas")
+_READ_SCRIPTS = ("get", "snapshot")
+_OPS = ("assign", "delete", "push", "list", "set", "doc", "doc_cas", "incr", "cas", "clear")
+# Ops whose reply a caller needs at once: they cannot be queued in a transaction.
+_NEEDS_REPLY = {"list": {"popright", "popleft", "delete"}, "set": {"pop"}, "doc": {"setnx", "pop", "arrpop"}}
+
+
+class _Queued:
+    """The reply of an op queued in a transaction (sent when the transaction commits)."""
+
+    def __repr__(self) -> str:
+        return "QUEUED"
+
+
+QUEUED: Any = _Queued()
 _CAS_ATTEMPTS = 100
 _CODES: dict[str, Callable[[str], Exception]] = {
     "RMKIND": ConcurrentModificationError,
@@ -53,6 +71,7 @@ _CODES: dict[str, Callable[[str], Exception]] = {
     "RMPATH": ConcurrentModificationError,
     "RMNOKEY": MissingKeyError,
     "RMNOINDEX": MissingIndexError,
+    "RMTYPE": WrongTypeError,
 }
 
 
@@ -97,12 +116,23 @@ def _shape(items: Any) -> tuple[int, int, int]:
 
 @functools.cache
 def _script_table() -> dict[str, tuple[str, str]]:
-    """``name -> (sha1, source)`` of the package's Lua scripts, read on first use."""
-    table = {}
-    for name in _SCRIPTS:
-        source = resources.files("redis_memory").joinpath("lua", f"{name}.lua").read_text("utf-8")
-        table[name] = (hashlib.sha1(source.encode()).hexdigest(), source)
-    return table
+    """``name -> (sha1, source)`` of the scripts, composed from ``lua/`` on first use.
+
+    Each write op lives once, in ``lua/ops/<op>.lua``; ``op:<op>`` is ``lib.lua`` + that op +
+    ``single.lua``, and ``batch`` is ``lib.lua`` + every op + ``batch.lua`` (transactions).
+    """
+    folder = resources.files("redis_memory").joinpath("lua")
+
+    def read(path: str) -> str:
+        return folder.joinpath(path).read_text("utf-8")
+
+    sources = {name: read(f"{name}.lua") for name in _READ_SCRIPTS}
+    lib = read("lib.lua")
+    ops = {name: read(f"ops/{name}.lua") for name in _OPS}
+    for name, body in ops.items():
+        sources[f"op:{name}"] = "\n".join((lib, body, read("single.lua")))
+    sources["batch"] = "\n".join((lib, *ops.values(), read("batch.lua")))
+    return {name: (hashlib.sha1(source.encode()).hexdigest(), source) for name, source in sources.items()}
 
 
 def _text(value: bytes | str) -> str:
@@ -139,6 +169,9 @@ class Backend:
         self._connection: Any = None
         self._mirrors: OrderedDict[str, Mirror] = OrderedDict()
         self._json_module: bool | None = None
+        self._ttls: dict[str, int] = {}
+        self._bounds: dict[tuple[str, str], int] = {}
+        self._local = threading.local()
 
     # -- connection -----------------------------------------------------------------------
 
@@ -273,6 +306,86 @@ class Backend:
         """Run one raw command (for the library's own modules; users never need it)."""
         return self.run(lambda client: client.execute_command(*args))  # type: ignore[no-untyped-call]
 
+    # -- configuration, ops, transactions -------------------------------------------------------
+
+    def configure(self, space: KeySpace, ttl_ms: int = 0, bounds: dict[str, int] | None = None) -> None:
+        """Set the sliding expiry of an object and the size bounds of its lists (no I/O).
+
+        Every later write to the object, from this process, refreshes the expiry of all its
+        keys and trims a bounded list in the same script.
+        """
+        with self._lock:
+            if ttl_ms > 0:
+                self._ttls[space.hash_key] = ttl_ms
+            else:
+                self._ttls.pop(space.hash_key, None)
+            for name, bound in (bounds or {}).items():
+                self._bounds[(space.hash_key, name)] = bound
+
+    def bound(self, space: KeySpace, name: str) -> int:
+        """The size bound of list attribute ``name`` (0: none)."""
+        return self._bounds.get((space.hash_key, name), 0)
+
+    def _queue(self, space: KeySpace) -> list[tuple[str, str, list[str]]] | None:
+        queues: dict[str, list[tuple[str, str, list[str]]]] = getattr(self._local, "queues", {})
+        return queues.get(space.hash_key)
+
+    def _op(self, name: str, space: KeySpace, key: str, args: Sequence[str]) -> Any:
+        """Run write op ``lua/ops/<name>.lua`` on ``key`` (one EVALSHA), or queue it when this
+        thread has a transaction open on the object (then return :data:`QUEUED`)."""
+        queue = self._queue(space)
+        if queue is not None:
+            if name in _NEEDS_REPLY and args[1] in _NEEDS_REPLY[name]:
+                raise TransactionError("this change returns a value from Redis: make it outside the transaction")
+            queue.append((name, key, list(args)))
+            return QUEUED
+        ttl = str(self._ttls.get(space.hash_key, 0))
+        return self._script(f"op:{name}", [space.hash_key, key], [ttl, *args])
+
+    @contextlib.contextmanager
+    def transaction(self, space: KeySpace) -> Iterator[list[Any]]:
+        """Queue this thread's writes to ``space`` and send them as one batch at the end.
+
+        The batch is one EVALSHA (``lua/batch.lua``): every op is checked before any is
+        applied, so either all of them happen or none. Yields the list that receives the ops'
+        replies after the commit. An exception in the block discards the queue.
+        """
+        queues: dict[str, list[tuple[str, str, list[str]]]] = self._local.__dict__.setdefault("queues", {})
+        if space.hash_key in queues:
+            raise TransactionError("a transaction is already open on this memory in this thread")
+        queue: list[tuple[str, str, list[str]]] = []
+        queues[space.hash_key] = queue
+        results: list[Any] = []
+        documents: dict[str, tuple[str, str, Any]] = self._local.__dict__.setdefault("documents", {})
+        try:
+            yield results
+            for key, (name, expected, document) in list(documents.items()):
+                if key.startswith(space.hash_key + ":"):
+                    queue.append(("doc_cas", key, [kind_field(name), expected, codec.dumps(document)]))
+        finally:
+            del queues[space.hash_key]
+            for key in [key for key in documents if key.startswith(space.hash_key + ":")]:
+                del documents[key]
+        if queue:
+            results.extend(self._commit(space, queue))
+
+    def _commit(self, space: KeySpace, queue: list[tuple[str, str, list[str]]]) -> list[Any]:
+        keys: list[str] = []
+        args: list[str] = [str(self._ttls.get(space.hash_key, 0)), str(len(queue))]
+        for name, key, op_args in queue:
+            if key not in keys:
+                keys.append(key)
+            args += [name, str(keys.index(key) + 2), str(len(op_args)), *op_args]
+
+        def action(client: redis.Redis) -> list[Any]:
+            try:
+                return list(self._script("batch", [space.hash_key, *keys], args))
+            finally:
+                for key in keys:
+                    self._mirrors.pop(key, None)
+
+        return self.run(action)
+
     # -- mirrors ----------------------------------------------------------------------------
 
     def _remember(self, key: str, mirror: Mirror) -> Mirror:
@@ -342,8 +455,11 @@ class Backend:
         structure = codec.structure_of(kind)
         key = space.collection_key(name)
         mirror: Mirror | None = None
+        bound = self.bound(space, name)
         if structure == codec.LIST:
             payload, elements = codec.encode_elements(value)  # type: ignore[arg-type]
+            if bound:
+                payload, elements = payload[-bound:], elements[-bound:]
             mirror = Mirror(kind, self._proxy(kind, space, name, elements))
         elif structure == codec.SET:
             payload = codec.set_members(value)  # type: ignore[arg-type]
@@ -363,8 +479,9 @@ class Backend:
         def action(client: redis.Redis) -> None:
             json_flag = "1" if self.json_module else "0"
             self._mirrors.pop(key, None)
-            args = [name, kind_field(name), kind, structure, json_flag, *payload]
-            self._script("assign", [space.hash_key, key], args)
+            args = [name, kind_field(name), kind, structure, json_flag, str(bound), *payload]
+            if self._op("assign", space, key, args) is QUEUED:
+                return
             if mirror is not None:
                 if self.json_module:
                     mirror.raw = None
@@ -373,14 +490,85 @@ class Backend:
         self.run(action)
 
     def delete(self, space: KeySpace, name: str) -> bool:
-        """Delete attribute ``name`` of any kind; False when it was not stored. One EVALSHA."""
+        """Delete attribute ``name`` of any kind; False when it was not stored. One EVALSHA.
+
+        In a transaction the deletion is queued and True is returned.
+        """
         key = space.collection_key(name)
 
         def action(client: redis.Redis) -> bool:
             self._mirrors.pop(key, None)
-            return bool(self._script("delete", [space.hash_key, key], [name, kind_field(name)]))
+            reply = self._op("delete", space, key, [name, kind_field(name)])
+            return reply is QUEUED or bool(reply)
 
         return self.run(action)
+
+    def incr(self, space: KeySpace, name: str, amount: int | float) -> int | float | None:
+        """Add ``amount`` to a numeric attribute atomically (HINCRBY / HINCRBYFLOAT; a missing
+        attribute starts at 0). One EVALSHA. Returns the new value (None when queued)."""
+        if type(amount) not in (int, float) or (type(amount) is float and not math.isfinite(amount)):
+            raise UnstorableValueError(f"incr needs an int or a finite float, not {amount!r}")
+        number_kind = "float" if type(amount) is float else "int"
+        args = [name, kind_field(name), repr(amount), number_kind]
+        reply = self.run(lambda client: self._op("incr", space, space.collection_key(name), args))
+        if reply is QUEUED:
+            return None
+        text = _text(reply)
+        return float(text) if ("." in text or "e" in text or number_kind == "float") else int(text)
+
+    def compare_and_set(self, space: KeySpace, name: str, expected: object, new: object, *, missing: bool) -> bool:
+        """Store scalar ``new`` only if attribute ``name`` still holds scalar ``expected`` (or is
+        not stored, when ``missing``). One EVALSHA; False when it held something else."""
+        expected_kind, expected_text = ("", "") if missing else codec.encode_scalar(expected)
+        new_kind, new_text = codec.encode_scalar(new)
+        args = [name, kind_field(name), expected_kind, expected_text, new_kind, new_text]
+        key = space.collection_key(name)
+        try:
+            self.run(lambda client: self._op("cas", space, key, args))
+        except ConcurrentModificationError:
+            return False
+        self.forget(key)
+        return True
+
+    def clear_all(self, space: KeySpace) -> int:
+        """Delete every key of the object (its collections, then its hash) atomically; one
+        EVALSHA, O(number of attributes). Returns the number of keys deleted (0 when queued)."""
+
+        def action(client: redis.Redis) -> int:
+            for key in [key for key in self._mirrors if key.startswith(space.hash_key + ":")]:
+                del self._mirrors[key]
+            reply = self._op("clear", space, space.hash_key, [])
+            return 0 if reply is QUEUED else int(reply)
+
+        return self.run(action)
+
+    def snapshot(self, space: KeySpace) -> dict[str, Any]:
+        """Every attribute as plain data, read in one round trip (``snapshot.lua``)."""
+        json_flag = "1" if self.json_module else "0"
+        reply = self.run(lambda client: self._script("snapshot", [space.hash_key], [json_flag]))
+        fields = reply[0]
+        flat = dict(zip(fields[::2], fields[1::2], strict=True)) if isinstance(fields, list) else fields
+        flat = {_text(field): value for field, value in flat.items()}
+        result: dict[str, Any] = {}
+        collections = {_text(item[0]): item[1:] for item in reply[1:]}
+        for field, kind_raw in flat.items():
+            name = parse_kind_field(field)
+            if name is None:
+                continue
+            kind = _text(kind_raw)
+            structure = codec.structure_of(kind)
+            if structure == codec.HASH:
+                value = flat.get(name)
+                result[name] = codec.decode_scalar(kind, _text(value) if value is not None else "")
+            elif structure == codec.LIST:
+                result[name] = [codec.loads(item) for item in collections.get(name, [[]])[0] or []]
+            elif structure == codec.SET:
+                result[name] = {codec.loads(item) for item in collections.get(name, [[]])[0] or []}
+            else:
+                raw, form = collections[name]
+                document = codec.loads(raw)[0] if _text(form) == "json" else codec.loads(raw)
+                result[name] = codec.read_model(kind, document) if kind != codec.DICT else document
+        return result
 
     def names(self, space: KeySpace) -> list[str]:
         """The names of every stored attribute. HKEYS; one round trip, O(number of fields)."""
@@ -397,7 +585,10 @@ class Backend:
         with self._lock:
             try:
                 self._ensure()
-                length = self._script("push", [space.hash_key, key], [kind_field(name), *raws])
+                bound = self.bound(space, name)
+                length = self._op("push", space, key, [kind_field(name), str(bound), *raws])
+                if length is QUEUED:
+                    return QUEUED  # type: ignore[no-any-return]
             except redis.exceptions.RedisError as exc:
                 self.forget(key)
                 raise self._translated(exc) from exc
@@ -407,8 +598,11 @@ class Backend:
             mirror = self._mirrors.get(key)
             if mirror is None:
                 return None
-            if mirror.intact() and len(mirror.value) + len(elements) == length:
+            expected = len(mirror.value) + len(elements)
+            if mirror.intact() and (length == expected or (bound and length == bound <= expected)):
                 list.extend(mirror.value, elements)
+                if bound and len(mirror.value) > bound:
+                    del mirror.value[: len(mirror.value) - bound]  # RedisList.__delitem__ would write
                 mirror.seal()
                 return mirror
             del self._mirrors[key]
@@ -431,7 +625,9 @@ class Backend:
         key = space.collection_key(name)
 
         def action(client: redis.Redis) -> tuple[list[Any], Mirror | None]:
-            reply = self._script("list_op", [space.hash_key, key], [kind_field(name), op, *args])
+            reply = self._op("list", space, key, [kind_field(name), op, str(self.bound(space, name)), *args])
+            if reply is QUEUED:
+                return reply, None
             mirror = self._mirrors.get(key)
             if mirror is not None and not mirror.intact():
                 del self._mirrors[key]
@@ -458,7 +654,9 @@ class Backend:
         key = space.collection_key(name)
 
         def action(client: redis.Redis) -> tuple[list[Any], Mirror | None]:
-            reply = self._script("set_op", [space.hash_key, key], [kind_field(name), op, *members])
+            reply = self._op("set", space, key, [kind_field(name), op, *members])
+            if reply is QUEUED:
+                return reply, None
             mirror = self._mirrors.get(key)
             if mirror is not None and not mirror.intact():
                 del self._mirrors[key]
@@ -503,6 +701,21 @@ class Backend:
             return self._doc_ops_module(space, name, ops)
         return self._doc_ops_cas(space, name, ops)
 
+    def _doc_ops_in_transaction(self, space: KeySpace, name: str, key: str, ops: list[DocOp]) -> list[Any]:
+        """Without RedisJSON, a transaction changes a working copy of each document; the copy
+        is written by one compare-and-set against the text first read, at commit."""
+        for op in ops:
+            if op.op in _NEEDS_REPLY["doc"]:
+                raise TransactionError("this change returns a value from Redis: make it outside the transaction")
+        documents: dict[str, tuple[str, str, Any]] = self._local.__dict__.setdefault("documents", {})
+        if key not in documents:
+            found = self.read(space, name)
+            if found is None or found[0] != codec.DICT or found[1].raw is None:
+                raise ConcurrentModificationError("the attribute was deleted or replaced by another writer")
+            documents[key] = (name, hashlib.sha1(found[1].raw).hexdigest(), copy.deepcopy(found[1].value))
+        apply_ops(documents[key][2], ops)
+        return [QUEUED] * len(ops)
+
     def _doc_ops_module(self, space: KeySpace, name: str, ops: list[DocOp]) -> list[Any]:
         key = space.collection_key(name)
         args = [kind_field(name), str(len(ops))]
@@ -510,7 +723,9 @@ class Backend:
             args.extend(op.script_args())
 
         def action(client: redis.Redis) -> list[Any]:
-            reply = self._script("doc_op", [space.hash_key, key], args)
+            reply = self._op("doc", space, key, args)
+            if reply is QUEUED:
+                return [QUEUED] * len(ops)
             results: list[Any] = []
             for op, raw in zip(ops, reply, strict=True):
                 if op.op in ("setnx", "pop"):
@@ -537,6 +752,8 @@ class Backend:
 
     def _doc_ops_cas(self, space: KeySpace, name: str, ops: list[DocOp]) -> list[Any]:
         key = space.collection_key(name)
+        if self._queue(space) is not None:
+            return self._doc_ops_in_transaction(space, name, key, ops)
         for _attempt in range(_CAS_ATTEMPTS):
             found = self.read(space, name)
             if found is None or found[0] != codec.DICT:
@@ -549,7 +766,7 @@ class Backend:
             expected = hashlib.sha1(mirror.raw).hexdigest()
 
             def action(client: redis.Redis, text: str = text, expected: str = expected) -> None:
-                self._script("doc_cas", [space.hash_key, key], [kind_field(name), expected, text])
+                self._op("doc_cas", space, key, [kind_field(name), expected, text])
 
             try:
                 self.run(action)

@@ -14,6 +14,7 @@ also derives from the builtin exception a caller would naturally catch::
     ├── MissingKeyError             (KeyError)        dict key not stored
     ├── MissingIndexError           (IndexError)      list index out of range
     ├── ConcurrentModificationError (RuntimeError)    another process changed what we changed
+    ├── TransactionError            (RuntimeError)    a change that cannot be queued in a transaction
     ├── EmbeddedServerError         (RuntimeError)    the embedded redis-server cannot start
     ├── RedisConnectionError        (ConnectionError) Redis cannot be reached
     └── ServerError                                   any other error reply from Redis
@@ -69,6 +70,10 @@ class MissingIndexError(RedisMemoryError, IndexError):
 
 class ConcurrentModificationError(RedisMemoryError, RuntimeError):
     """Another process replaced or changed the value this operation meant to change; nothing was written."""
+
+
+class TransactionError(RedisMemoryError, RuntimeError):
+    """The change cannot be made inside a transaction (it needs Redis's reply at once)."""
 
 
 class EmbeddedServerError(RedisMemoryError, RuntimeError):

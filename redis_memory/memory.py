@@ -9,7 +9,10 @@ here: everything goes through the backend and the proxies.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from collections.abc import Iterator, Mapping
+from datetime import timedelta
 from types import TracebackType
 from typing import Any
 
@@ -26,6 +29,41 @@ from redis_memory.proxies.document import wrap
 RESERVED_NAMES = frozenset(
     {"clear", "close", "count", "find", "get", "ids", "incr", "refresh", "set", "to_dict", "transaction"}
 )
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
+"""``compare_and_set(name, MISSING, value)``: set only if ``name`` is not stored."""
+
+
+class Transaction:
+    """What ``with mem.transaction() as tx:`` gives: ``tx.results`` holds the replies of the
+    queued changes, in order, once the block has committed."""
+
+    def __init__(self) -> None:
+        """An open transaction with no results yet."""
+        self.results: list[Any] = []
+
+
+def _milliseconds(ttl: timedelta | float | None) -> int:
+    if ttl is None:
+        return 0
+    seconds = ttl.total_seconds() if isinstance(ttl, timedelta) else ttl
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
+        raise ValueError(f"ttl must be a positive timedelta or number of seconds, not {ttl!r}")
+    return max(1, round(seconds * 1000))
+
+
+def _checked_bounds(bounds: Mapping[str, int]) -> dict[str, int]:
+    for name, bound in bounds.items():
+        check_name(name)
+        if type(bound) is not int or bound < 1:
+            raise ValueError(f"the bound of {name!r} must be an int >= 1, not {bound!r}")
+    return dict(bounds)
 
 
 class Memory:
@@ -57,17 +95,24 @@ class Memory:
         redis_port: int | None = None,
         redis_prefix: str | None = None,
         cache: bool = True,
+        ttl: timedelta | float | None = None,
+        bounds: Mapping[str, int] | None = None,
     ) -> None:
         """Open the memory ``memory_id`` (nothing is read until an attribute is).
 
         ``cache=False`` makes every read of a list or dict a round trip instead of serving
-        the server-invalidated mirror (see docs/design.md, "Reads").
+        the server-invalidated mirror (see docs/design.md, "Reads"). ``ttl`` (a timedelta or
+        seconds) expires every key of the object together, ``ttl`` after the last write this
+        process makes through it (sliding). ``bounds={"messages": 50}`` keeps only the last 50
+        elements of that list attribute, trimmed by the same script that appends.
         """
         space = KeySpace(resolve_prefix(prefix if prefix is not None else redis_prefix), normalize_id(memory_id))
         backend = backend_for(url=url, client=client, host=redis_hostname, port=redis_port)
         object.__setattr__(self, "_space", space)
         object.__setattr__(self, "_backend", backend)
         object.__setattr__(self, "_cache", cache)
+        if ttl is not None or bounds:
+            backend.configure(space, _milliseconds(ttl), _checked_bounds(bounds or {}))
 
     @property
     def memory_id(self) -> str:
@@ -128,6 +173,54 @@ class Memory:
         if name in RESERVED_NAMES or hasattr(type(self), name):
             raise ReservedNameError(f"{name!r} is a name of {type(self).__name__} itself and cannot be stored")
 
+    # -- whole-object operations ------------------------------------------------------------------
+
+    def incr(self, name: str, amount: int | float = 1) -> int | float | None:
+        """Add ``amount`` to numeric attribute ``name`` atomically and return the new value.
+
+        HINCRBY (HINCRBYFLOAT for floats); one round trip. A missing attribute starts at 0.
+        Inside :meth:`transaction` the change is queued and None is returned (the value is in
+        the transaction's ``results``).
+        """
+        self._check_storable_name(name)
+        return self._backend.incr(self._space, name, amount)
+
+    def compare_and_set(self, name: str, expected: object, new: object) -> bool:
+        """Set scalar attribute ``name`` to ``new`` only if it still holds ``expected``.
+
+        ``expected=MISSING`` means "only if it is not stored". One round trip (a Lua check and
+        HSET); returns False, writing nothing, when the attribute holds anything else.
+        """
+        self._check_storable_name(name)
+        missing = expected is MISSING
+        return self._backend.compare_and_set(self._space, name, expected, new, missing=missing)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """``with mem.transaction():`` applies every write inside as one step, or none of them.
+
+        Writes are queued and sent at the end of the block as one EVALSHA, where every change
+        is checked before any is applied. An exception in the block discards them. Reads in
+        the block see the state before it; changes that return a value from Redis
+        (``pop``, ``setdefault``...) raise :class:`~redis_memory.errors.TransactionError`.
+        """
+        transaction = Transaction()
+        with self._backend.transaction(self._space) as results:
+            transaction.results = results
+            yield transaction
+
+    def clear(self) -> None:
+        """Delete every attribute, that is every key of this object, atomically (one round trip)."""
+        self._backend.clear_all(self._space)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain snapshot of every stored attribute, read in one round trip.
+
+        Lists, dicts and sets come back as plain, mutable ``list``/``dict``/``set`` objects;
+        typed values and models with their types.
+        """
+        return self._backend.snapshot(self._space)
+
     # -- context manager --------------------------------------------------------------------------
 
     def __enter__(self) -> Memory:
@@ -158,8 +251,17 @@ class ConversationMemory(Memory):
         redis_port: int | None = None,
         redis_prefix: str | None = None,
         cache: bool = True,
+        ttl: timedelta | float | None = None,
+        max_messages: int | None = None,
+        bounds: Mapping[str, int] | None = None,
     ) -> None:
-        """Open conversation ``conversation_id`` (nothing is read until an attribute is)."""
+        """Open conversation ``conversation_id`` (nothing is read until an attribute is).
+
+        ``max_messages=N`` keeps only the last N elements of ``messages`` (same as
+        ``bounds={"messages": N}``); see :class:`Memory` for the other arguments.
+        """
+        if max_messages is not None:
+            bounds = {**(bounds or {}), "messages": max_messages}
         super().__init__(
             conversation_id,
             url=url,
@@ -169,6 +271,8 @@ class ConversationMemory(Memory):
             redis_port=redis_port,
             redis_prefix=redis_prefix,
             cache=cache,
+            ttl=ttl,
+            bounds=bounds,
         )
 
     @property

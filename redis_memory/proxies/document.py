@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, SupportsIndex
 
 from redis_memory import codec
-from redis_memory.backend import Backend
+from redis_memory.backend import QUEUED, Backend
 from redis_memory.docops import DocOp, Path, apply_op, check_op
 from redis_memory.errors import MissingIndexError, MissingKeyError
 from redis_memory.keys import KeySpace
@@ -46,6 +46,8 @@ class _Node:
         take (it lacked a key that Redis had) is skipped locally.
         """
         results = self._backend.doc_ops(self._space, self._name, ops)
+        if results and results[0] is QUEUED:
+            return results  # in a transaction: the local copy changes after the commit re-read
         for op in ops:
             try:
                 check_op(self, op)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, SupportsIndex
 
 from redis_memory import codec
-from redis_memory.backend import Backend
+from redis_memory.backend import QUEUED, Backend
 from redis_memory.errors import MissingIndexError
 from redis_memory.keys import KeySpace
 
@@ -47,7 +47,7 @@ class RedisList(list[Any]):
 
     def _write(self, op: str, args: list[str], update: Callable[[list[Any], list[Any]], None]) -> list[Any]:
         reply, mirror = self._backend.list_op(self._space, self._name, op, args, update)
-        if mirror is None or mirror.value is not self:  # we were not the current mirror
+        if reply is not QUEUED and (mirror is None or mirror.value is not self):  # not the current mirror
             self.refresh()
         return reply
 
@@ -81,7 +81,7 @@ class RedisList(list[Any]):
         """Append one element. RPUSH; O(1), one round trip, whatever the list's length."""
         raw, element = codec.encode_element(value)
         mirror = self._backend.push(self._space, self._name, [raw], [element])
-        if mirror is None or mirror.value is not self:
+        if mirror is not QUEUED and (mirror is None or mirror.value is not self):
             self.refresh()
 
     def extend(self, values: Iterable[Any]) -> None:
@@ -90,7 +90,7 @@ class RedisList(list[Any]):
         if not raws:
             return
         mirror = self._backend.push(self._space, self._name, raws, elements)
-        if mirror is None or mirror.value is not self:
+        if mirror is not QUEUED and (mirror is None or mirror.value is not self):
             self.refresh()
 
     def __iadd__(self, values: Iterable[Any]) -> RedisList:  # type: ignore[misc]
@@ -131,6 +131,16 @@ class RedisList(list[Any]):
     def clear(self) -> None:
         """Remove every element; the attribute stays a list. DEL; one round trip."""
         self._write("clear", [], lambda target, reply: list.clear(target))
+
+    def trim(self, *, last: int) -> None:
+        """Keep only the last ``last`` elements. LTRIM; one round trip, O(elements removed)."""
+        if type(last) is not int or last < 0:
+            raise ValueError(f"last must be an int >= 0, not {last!r}")
+
+        def update(target: list[Any], reply: list[Any]) -> None:
+            list.__delitem__(target, slice(0, max(0, len(target) - last)))
+
+        self._write("trim", [str(last)], update)
 
     # -- replacing ---------------------------------------------------------------------------
 

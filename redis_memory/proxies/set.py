@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from redis_memory import codec
-from redis_memory.backend import Backend
+from redis_memory.backend import QUEUED, Backend
 from redis_memory.errors import MissingKeyError
 from redis_memory.keys import KeySpace
 
@@ -36,7 +36,7 @@ class RedisSet(set[Any]):
 
     def _write(self, op: str, members: list[Any]) -> list[Any]:
         reply, mirror = self._backend.set_op(self._space, self._name, op, codec.set_members(members))
-        if mirror is None or mirror.value is not self:
+        if reply is not QUEUED and (mirror is None or mirror.value is not self):
             self.refresh()
         return reply
 

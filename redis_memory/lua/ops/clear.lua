@@ -1,0 +1,16 @@
+-- Delete every key of the object: each collection named by a kind field, then the hash.
+-- a: nothing. Reply: the number of keys deleted.
+OPS.clear = {
+  check = function(hash, key, a)
+    return nil
+  end,
+  apply = function(hash, key, a)
+    local deleted = 0
+    for _, field in ipairs(redis.call('HKEYS', hash)) do
+      if string.sub(field, 1, 6) == '_kind:' then
+        deleted = deleted + redis.call('DEL', collection_key(hash, string.sub(field, 7)))
+      end
+    end
+    return deleted + redis.call('DEL', hash)
+  end,
+}

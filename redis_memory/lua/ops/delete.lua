@@ -1,0 +1,15 @@
+-- Delete an attribute of any kind. a: name, kind field. Reply: 0 when it was not stored.
+OPS.delete = {
+  check = function(hash, key, a)
+    PENDING[a[2]] = false
+    return nil
+  end,
+  apply = function(hash, key, a)
+    if redis.call('HEXISTS', hash, a[2]) == 0 then
+      return 0
+    end
+    redis.call('HDEL', hash, a[1], a[2])
+    redis.call('DEL', key)
+    return 1
+  end,
+}

@@ -1,0 +1,30 @@
+-- Atomic counter. a: name, kind field, amount, 'int' or 'float' (the amount's type).
+-- A missing attribute starts at 0; an int stays an int unless a float is added. Reply: the
+-- new value as text. RMTYPE when the attribute holds something other than a number.
+OPS.incr = {
+  check = function(hash, key, a)
+    local kind = current_kind(hash, a[2])
+    if kind and kind ~= 'int' and kind ~= 'float' then
+      return fail('RMTYPE', 'incr needs an int or float attribute, not a ' .. kind)
+    end
+    if kind == 'float' or a[4] == 'float' then
+      PENDING[a[2]] = 'float'
+    else
+      PENDING[a[2]] = 'int'
+    end
+    return nil
+  end,
+  apply = function(hash, key, a)
+    local kind = redis.call('HGET', hash, a[2])
+    redis.call('DEL', key)
+    local value
+    if kind == 'float' or a[4] == 'float' then
+      value = redis.call('HINCRBYFLOAT', hash, a[1], a[3])
+      redis.call('HSET', hash, a[2], 'float')
+    else
+      value = tostring(redis.call('HINCRBY', hash, a[1], a[3]))
+      redis.call('HSET', hash, a[2], 'int')
+    end
+    return value
+  end,
+}

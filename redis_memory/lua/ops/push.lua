@@ -1,0 +1,16 @@
+-- Append to a list attribute (the hot path of mem.messages.append()).
+-- a: kind field, bound (keep the last N elements after appending; 0: none), the elements.
+-- Reply: the new length (LLEN).
+OPS.push = {
+  check = function(hash, key, a)
+    return expect_kind(hash, a[1], 'list')
+  end,
+  apply = function(hash, key, a)
+    each_chunk('RPUSH', key, a, 3, #a)
+    local bound = tonumber(a[2])
+    if bound > 0 then
+      redis.call('LTRIM', key, -bound, -1)
+    end
+    return redis.call('LLEN', key)
+  end,
+}
