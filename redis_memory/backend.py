@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -53,7 +54,8 @@ T = TypeVar("T")
 _READ_SCRIPTS = ("get", "snapshot")
 _OPS = ("assign", "delete", "push", "list", "set", "doc", "doc_cas", "incr", "cas", "clear")
 # Ops whose reply a caller needs at once: they cannot be queued in a transaction.
-_NEEDS_REPLY = {"list": {"popright", "popleft", "delete"}, "set": {"pop"}, "doc": {"setnx", "pop", "arrpop"}}
+_NEEDS_REPLY = {"list": {"popright", "popleft", "delete"}, "set": {"pop"}}
+_DOC_NEEDS_REPLY = {"setnx", "pop", "arrpop"}
 
 
 class _Queued:
@@ -93,6 +95,7 @@ class Mirror:
     value: Any
     raw: bytes | None = None
     shape: tuple[int, int, int] = (0, 0, 0)
+    deadline: float = math.inf  # time.monotonic() by which the key may have expired
 
     def seal(self) -> Mirror:
         """Record the value's shape after a change this library made (see :func:`_shape`)."""
@@ -226,6 +229,9 @@ class Backend:
         mirror = self._mirrors.get(key)
         if mirror is None:
             return None
+        if mirror.deadline <= time.monotonic():  # Redis hides an expired key before it deletes it
+            del self._mirrors[key]
+            return None
         if not mirror.intact():
             logger.warning("the list at %s was changed without writing to Redis; reading it again", key)
             del self._mirrors[key]
@@ -339,8 +345,19 @@ class Backend:
                 raise TransactionError("this change returns a value from Redis: make it outside the transaction")
             queue.append((name, key, list(args)))
             return QUEUED
-        ttl = str(self._ttls.get(space.hash_key, 0))
-        return self._script(f"op:{name}", [space.hash_key, key], [ttl, *args])
+        ttl = self._ttls.get(space.hash_key, 0)
+        sent = time.monotonic()
+        reply = self._script(f"op:{name}", [space.hash_key, key], [str(ttl), *args])
+        if ttl:
+            self._slide(space, sent + ttl / 1000)
+        return reply
+
+    def _slide(self, space: KeySpace, deadline: float) -> None:
+        """Our write refreshed the expiry of every key of the object: so do their mirrors."""
+        prefix = space.hash_key + ":"
+        for key, mirror in self._mirrors.items():
+            if key.startswith(prefix):
+                mirror.deadline = deadline
 
     @contextlib.contextmanager
     def transaction(self, space: KeySpace) -> Iterator[list[Any]]:
@@ -378,11 +395,15 @@ class Backend:
             args += [name, str(keys.index(key) + 2), str(len(op_args)), *op_args]
 
         def action(client: redis.Redis) -> list[Any]:
+            sent = time.monotonic()
             try:
                 return list(self._script("batch", [space.hash_key, *keys], args))
             finally:
                 for key in keys:
                     self._mirrors.pop(key, None)
+                ttl = self._ttls.get(space.hash_key, 0)
+                if ttl:
+                    self._slide(space, sent + ttl / 1000)
 
         return self.run(action)
 
@@ -424,23 +445,26 @@ class Backend:
             if codec.structure_of(kind) == codec.HASH:
                 return kind, codec.decode_scalar(kind, _text(value) if value is not None else "")
             json_flag = "1" if self.json_module else "0"
+            sent = time.monotonic()
             reply = self._script("get", [space.hash_key, key], [name, kind_field(name), json_flag])
             if not reply:
                 return None
-            kind, value = _text(reply[0]), reply[1]
+            kind, value, form, pttl = _text(reply[0]), reply[1], _text(reply[2]), int(reply[3])
+            deadline = sent + pttl / 1000 if pttl >= 0 else math.inf
             structure = codec.structure_of(kind)
             if structure == codec.LIST:
                 items = self._proxy(kind, space, name, codec.loads_elements(value or []))
-                return kind, self._remember(key, Mirror(kind, items))
+                return kind, self._remember(key, Mirror(kind, items, deadline=deadline))
             if structure == codec.SET:
-                members = {codec.loads(member) for member in value or []}
-                return kind, self._remember(key, Mirror(kind, self._proxy(kind, space, name, members)))
+                members = self._proxy(kind, space, name, {codec.loads(member) for member in value or []})
+                return kind, self._remember(key, Mirror(kind, members, deadline=deadline))
             if structure == codec.JSON_DOC:
                 if value is None:
                     raise ServerError(f"the document of attribute {name!r} is missing from Redis")
-                as_json = _text(reply[2]) == "json"
+                as_json = form == "json"
                 document = codec.loads(value)[0] if as_json else codec.loads(value)
-                return kind, self._remember(key, Mirror(kind, document, raw=None if as_json else value))
+                mirror = Mirror(kind, document, raw=None if as_json else value, deadline=deadline)
+                return kind, self._remember(key, mirror)
             return kind, codec.decode_scalar(kind, _text(value) if value is not None else "")
 
         return self.run(action)
@@ -480,11 +504,15 @@ class Backend:
             json_flag = "1" if self.json_module else "0"
             self._mirrors.pop(key, None)
             args = [name, kind_field(name), kind, structure, json_flag, str(bound), *payload]
+            sent = time.monotonic()
             if self._op("assign", space, key, args) is QUEUED:
                 return
             if mirror is not None:
                 if self.json_module:
                     mirror.raw = None
+                ttl = self._ttls.get(space.hash_key, 0)
+                if ttl:
+                    mirror.deadline = sent + ttl / 1000
                 self._remember(key, mirror)
 
         self.run(action)
@@ -602,7 +630,7 @@ class Backend:
             if mirror.intact() and (length == expected or (bound and length == bound <= expected)):
                 list.extend(mirror.value, elements)
                 if bound and len(mirror.value) > bound:
-                    del mirror.value[: len(mirror.value) - bound]  # RedisList.__delitem__ would write
+                    list.__delitem__(mirror.value, slice(0, len(mirror.value) - bound))  # no write-through
                 mirror.seal()
                 return mirror
             del self._mirrors[key]
@@ -690,6 +718,12 @@ class Backend:
     # -- dicts ----------------------------------------------------------------------------------
 
     def doc_ops(self, space: KeySpace, name: str, ops: list[DocOp]) -> list[Any]:
+        """See :meth:`_doc_ops`; refuses, in a transaction, the ops whose result is needed now."""
+        if self._queue(space) is not None and any(op.op in _DOC_NEEDS_REPLY for op in ops):
+            raise TransactionError("this change returns a value from Redis: make it outside the transaction")
+        return self._doc_ops(space, name, ops)
+
+    def _doc_ops(self, space: KeySpace, name: str, ops: list[DocOp]) -> list[Any]:
         """Apply path-level changes to dict attribute ``name``, all or none; return the results.
 
         With RedisJSON: one EVALSHA of JSON.SET / JSON.DEL / JSON.ARRAPPEND ... at the changed
@@ -704,9 +738,6 @@ class Backend:
     def _doc_ops_in_transaction(self, space: KeySpace, name: str, key: str, ops: list[DocOp]) -> list[Any]:
         """Without RedisJSON, a transaction changes a working copy of each document; the copy
         is written by one compare-and-set against the text first read, at commit."""
-        for op in ops:
-            if op.op in _NEEDS_REPLY["doc"]:
-                raise TransactionError("this change returns a value from Redis: make it outside the transaction")
         documents: dict[str, tuple[str, str, Any]] = self._local.__dict__.setdefault("documents", {})
         if key not in documents:
             found = self.read(space, name)

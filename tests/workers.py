@@ -31,3 +31,10 @@ def read_back(url: str, prefix: str, conversation_id: str, name: str) -> object:
     """Open the conversation in a fresh process and return one attribute as plain data."""
     value = getattr(ConversationMemory(conversation_id, url=url, prefix=prefix), name)
     return value.copy() if hasattr(value, "copy") else value
+
+
+def increment(url: str, prefix: str, conversation_id: str, worker: int, count: int) -> None:
+    """Increment one shared counter ``count`` times (HINCRBY through the library)."""
+    mem = ConversationMemory(conversation_id, url=url, prefix=prefix)
+    for _ in range(count):
+        mem.incr("total_messages")
