@@ -175,6 +175,8 @@ class Backend:
         self._ttls: dict[str, int] = {}
         self._bounds: dict[tuple[str, str], int] = {}
         self._local = threading.local()
+        self._waiting: redis.ConnectionPool | None = None  # connections that block in wait_list
+        self._waiting_pid = -1
 
     # -- connection -----------------------------------------------------------------------
 
@@ -709,6 +711,49 @@ class Backend:
         except ConcurrentModificationError:
             self.forget(key)
             raise
+
+    def wait_list(self, space: KeySpace, name: str, after: int, timeout: float | None) -> list[Any]:
+        """Block until list attribute ``name`` has more than ``after`` elements; return those
+        past ``after`` ([] on timeout). No polling: a connection of its own reads LLEN with
+        client tracking on, then sleeps on its socket until Redis pushes the key's next
+        invalidation (any change to the list), and reads again."""
+        key = space.collection_key(name)
+        deadline = math.inf if timeout is None else time.monotonic() + timeout
+        pool = self._waiting_pool()
+        connection: Any = pool.get_connection()
+        try:
+            connection._parser.set_invalidation_push_handler(lambda message: None)
+            connection.send_command("CLIENT", "TRACKING", "ON")
+            connection.read_response()
+            while True:
+                connection.send_command("LLEN", key)  # a tracked read: the next change is pushed
+                if int(connection.read_response()) > after:
+                    connection.send_command("LRANGE", key, after, -1)
+                    return codec.loads_elements(connection.read_response())
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return []
+                if connection.can_read(timeout=min(remaining, 60.0)):
+                    connection.read_response(push_request=True)
+        except redis.exceptions.RedisError as exc:
+            connection.disconnect()
+            raise translate(exc) from exc
+        finally:
+            if connection.is_connected:
+                try:
+                    connection.send_command("CLIENT", "TRACKING", "OFF")
+                    connection.read_response()
+                except redis.exceptions.RedisError:
+                    connection.disconnect()
+            pool.release(connection)
+
+    def _waiting_pool(self) -> redis.ConnectionPool:
+        with self._lock:
+            if self._waiting is None or self._waiting_pid != os.getpid():
+                self._waiting = self._pool_factory()
+                self._waiting_pid = os.getpid()
+            assert self._waiting is not None
+            return self._waiting
 
     def forget(self, key: str) -> None:
         """Drop the mirror of ``key`` (after a failed compare-and-set, for instance)."""

@@ -132,6 +132,19 @@ class RedisList(list[Any]):
         """Remove every element; the attribute stays a list. DEL; one round trip."""
         self._write("clear", [], lambda target, reply: list.clear(target))
 
+    def wait_for_new(self, after: int | None = None, timeout: float | None = None) -> list[Any]:
+        """Wait, without polling, until the list holds more than ``after`` elements (default:
+        as many as this object holds now), and return the elements past ``after``.
+
+        Returns ``[]`` after ``timeout`` seconds (None: wait as long as it takes). Built on
+        client tracking: the server pushes the list's next change to a connection of its own.
+        This object is not changed; read ``mem.<name>`` again for the whole list.
+        """
+        start = len(self) if after is None else after
+        if type(start) is not int or start < 0:
+            raise ValueError(f"after must be an int >= 0, not {after!r}")
+        return self._backend.wait_list(self._space, self._name, start, timeout)
+
     def trim(self, *, last: int) -> None:
         """Keep only the last ``last`` elements. LTRIM; one round trip, O(elements removed)."""
         if type(last) is not int or last < 0:
