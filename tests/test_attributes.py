@@ -164,7 +164,7 @@ def test_prefix_from_environment(server, monkeypatch: pytest.MonkeyPatch, prefix
 
 def test_public_names_match_all() -> None:
     public = {name for name in dir(redis_memory) if not name.startswith("_")} - {
-        "backend", "codec", "config", "docops", "errors", "keys", "memory", "proxies", "scalars", "server",
+        "backend", "codec", "config", "core", "docops", "errors", "keys", "memory", "proxies", "scalars", "server",
     }  # fmt: skip
     assert public | {"__version__"} == set(redis_memory.__all__)
     assert len(redis_memory.__all__) == len(set(redis_memory.__all__))

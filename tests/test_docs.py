@@ -1,10 +1,12 @@
 """Every ```python block of README.md and docs/*.md runs, against real redis-server processes.
 
-The blocks of one file run in order in one shared namespace, so a later block can use the
-names an earlier one defined. ``REDIS_URL`` points at the fixture's server and ``REDIS_PREFIX``
-is fresh for each run, so a block that writes ``ConversationMemory("c1")`` with no connection
-arguments reaches the test server, never the embedded one. Each file runs twice: on a server
-with RedisJSON + RediSearch and on one without.
+The blocks of one file run in order in one shared namespace (a module named ``__docs__``,
+registered in ``sys.modules`` for the run), so a later block can use the names an earlier one
+defined, and a class a block defines is found again when a stored value is read back.
+``REDIS_URL`` points at the fixture's server and ``REDIS_PREFIX`` is fresh for each run, so a
+block that writes ``ConversationMemory("c1")`` with no connection arguments reaches the test
+server, never the embedded one. Each file runs twice: on a server with RedisJSON + RediSearch
+and on one without.
 
 A block is left out when its fence reads ```python skip, or when the line before it is
 ``<!-- no-test -->``; keep those rare (another machine, a shell session), and say why nearby.
@@ -13,6 +15,8 @@ A block is left out when its fence reads ```python skip, or when the line before
 from __future__ import annotations
 
 import re
+import sys
+import types
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,7 +121,11 @@ def test_doc_code_blocks_run(path: Path, server: RedisProcess, monkeypatch: pyte
     monkeypatch.setenv("REDIS_MEMORY_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("REDIS_MEMORY_SERVER", str(tmp_path / "no-embedded-server-in-doc-tests"))
     monkeypatch.chdir(tmp_path)
-    namespace: dict[str, object] = {"__name__": "__docs__"}
+    # The blocks run in a module registered in sys.modules, as a user's script runs in __main__:
+    # an Enum or pydantic model a block defines is found again when it is read back.
+    module = types.ModuleType("__docs__")
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    namespace = module.__dict__
     for block in python_blocks(path):
         # Padding with blank lines makes tracebacks point at the block's lines in the .md file.
         code = compile("\n" * (block.line - 1) + block.code, str(path), "exec")

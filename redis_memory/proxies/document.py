@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterable
 from typing import Any, SupportsIndex
 
 from redis_memory import codec
-from redis_memory.backend import QUEUED, Backend
+from redis_memory.backend import Backend
+from redis_memory.core import QUEUED
 from redis_memory.docops import DocOp, Path, apply_op, check_op
 from redis_memory.errors import MissingIndexError, MissingKeyError
 from redis_memory.keys import KeySpace

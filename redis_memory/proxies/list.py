@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterable
 from typing import Any, SupportsIndex
 
 from redis_memory import codec
-from redis_memory.backend import QUEUED, Backend
+from redis_memory.backend import Backend
+from redis_memory.core import QUEUED
 from redis_memory.errors import MissingIndexError
 from redis_memory.keys import KeySpace
 
@@ -45,7 +46,7 @@ class RedisList(list[Any]):
 
     # -- plumbing ----------------------------------------------------------------------------
 
-    def _write(self, op: str, args: list[str], update: Callable[[list[Any], list[Any]], None]) -> list[Any]:
+    def _write(self, op: str, args: list[str], update: Callable[[list[Any], list[Any]], None]) -> Any:
         reply, mirror = self._backend.list_op(self._space, self._name, op, args, update)
         if reply is not QUEUED and (mirror is None or mirror.value is not self):  # not the current mirror
             self.refresh()

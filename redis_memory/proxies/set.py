@@ -13,7 +13,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from redis_memory import codec
-from redis_memory.backend import QUEUED, Backend
+from redis_memory.backend import Backend
+from redis_memory.core import QUEUED
 from redis_memory.errors import MissingKeyError
 from redis_memory.keys import KeySpace
 
@@ -34,7 +35,7 @@ class RedisSet(set[Any]):
         pending, self._rebind = self._rebind, False
         return pending and self._backend is backend and self._space == space and self._name == name
 
-    def _write(self, op: str, members: list[Any]) -> list[Any]:
+    def _write(self, op: str, members: list[Any]) -> Any:
         reply, mirror = self._backend.set_op(self._space, self._name, op, codec.set_members(members))
         if reply is not QUEUED and (mirror is None or mirror.value is not self):
             self.refresh()

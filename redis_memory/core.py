@@ -1,0 +1,655 @@
+"""What every operation does, without doing I/O: the core shared by the sync and async APIs.
+
+Each operation is a generator: it yields a :class:`Script` (EVALSHA of one of the package's
+Lua scripts) or a :class:`Command` (one plain Redis command), receives the reply, and
+returns its result. A driver runs it: :class:`redis_memory.backend.Backend` on one tracked
+connection, :class:`redis_memory.aio.backend.AsyncBackend` on redis-py's asyncio client.
+Errors reach the generator already translated to the public ones (``errors.translate``).
+
+The core also holds what both drivers need to know between operations: the mirrors (local
+copies of collections kept valid by client tracking; the async driver keeps none), each
+object's sliding expiry and list bounds, and the writes queued by open transactions.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import copy
+import functools
+import hashlib
+import logging
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any, TypeAlias, TypeVar
+
+from redis_memory import codec
+from redis_memory.docops import DocOp, apply_ops
+from redis_memory.errors import (
+    ConcurrentModificationError,
+    MissingIndexError,
+    MissingKeyError,
+    ServerError,
+    TransactionError,
+    UnstorableValueError,
+    WrongTypeError,
+)
+from redis_memory.keys import KeySpace, kind_field, parse_kind_field
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_READ_SCRIPTS = ("get", "snapshot")
+_OPS = ("assign", "delete", "push", "list", "set", "doc", "doc_cas", "incr", "cas", "clear")
+# Changes whose reply a caller needs at once: they cannot be queued in a transaction.
+_NEEDS_REPLY = {"list": {"popright", "popleft", "delete"}, "set": {"pop"}}
+_DOC_NEEDS_REPLY = {"setnx", "pop", "arrpop"}
+_CAS_ATTEMPTS = 100
+
+# The error replies of our scripts: their first word is a code.
+SCRIPT_ERRORS: dict[str, Callable[[str], Exception]] = {
+    "RMKIND": ConcurrentModificationError,
+    "RMCAS": ConcurrentModificationError,
+    "RMPATH": ConcurrentModificationError,
+    "RMNOKEY": MissingKeyError,
+    "RMNOINDEX": MissingIndexError,
+    "RMTYPE": WrongTypeError,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Script:
+    """A request: EVALSHA of script ``name`` (see :func:`script_table`)."""
+
+    name: str
+    keys: Sequence[str]
+    args: Sequence[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A request: one plain Redis command."""
+
+    args: tuple[Any, ...]
+
+
+Request: TypeAlias = Script | Command
+Op: TypeAlias = Generator[Request, Any, T]
+
+
+class _Queued:
+    """The reply of a change queued in a transaction (sent when the transaction commits)."""
+
+    def __repr__(self) -> str:
+        return "QUEUED"
+
+
+QUEUED: Any = _Queued()
+
+# Makes the object a list or set mirror holds and users receive: (core, space, name, items).
+ProxyFactory = Callable[["Core", KeySpace, str, Any], Any]
+
+
+@dataclass(eq=False, slots=True)
+class Mirror:
+    """A local copy of one collection key, valid while the key stays in the core's table.
+
+    ``value`` is, for a list or a set, the object handed to users (a ``RedisList`` or
+    ``RedisSet`` made by the proxy factories), so reading it copies nothing; for a dict or a
+    model, the plain document. ``raw`` is the stored document text (documents without
+    RedisJSON, for compare-and-set). ``deadline`` is when the key may expire.
+    """
+
+    kind: str
+    value: Any
+    raw: bytes | None = None
+    shape: tuple[int, int, int] = (0, 0, 0)
+    deadline: float = math.inf  # time.monotonic() by which the key may have expired
+
+    def seal(self) -> Mirror:
+        """Record the value's shape after a change this library made (see :func:`_shape`)."""
+        self.shape = _shape(self.value)
+        return self
+
+    def intact(self) -> bool:
+        """False when the list or set was changed behind the library's back (see :func:`_shape`)."""
+        return _shape(self.value) == self.shape
+
+
+def _shape(items: Any) -> tuple[int, int, int]:
+    """Length and ends of a list (length of a set): O(1), and different after most C-level
+    changes that bypass the methods (``heapq.heappush``, ``list.append(x, ...)``, ``heapify``...)."""
+    if isinstance(items, list):
+        return (len(items), id(items[0]), id(items[-1])) if items else (0, 0, 0)
+    if isinstance(items, (set, frozenset)):
+        return (len(items), 0, 0)
+    return (0, 0, 0)
+
+
+@functools.cache
+def script_table() -> dict[str, tuple[str, str]]:
+    """``name -> (sha1, source)`` of the scripts, composed from ``lua/`` on first use.
+
+    Each write op lives once, in ``lua/ops/<op>.lua``; ``op:<op>`` is ``lib.lua`` + that op +
+    ``single.lua``, and ``batch`` is ``lib.lua`` + every op + ``batch.lua`` (transactions).
+    """
+    folder = resources.files("redis_memory").joinpath("lua")
+
+    def read(path: str) -> str:
+        return folder.joinpath(path).read_text("utf-8")
+
+    sources = {name: read(f"{name}.lua") for name in _READ_SCRIPTS}
+    lib = read("lib.lua")
+    ops = {name: read(f"ops/{name}.lua") for name in _OPS}
+    for name, body in ops.items():
+        sources[f"op:{name}"] = "\n".join((lib, body, read("single.lua")))
+    sources["batch"] = "\n".join((lib, *ops.values(), read("batch.lua")))
+    return {name: (hashlib.sha1(source.encode()).hexdigest(), source) for name, source in sources.items()}
+
+
+def text(value: bytes | str) -> str:
+    """A reply as text."""
+    return value.decode("utf-8") if isinstance(value, bytes) else value
+
+
+@dataclass(eq=False)
+class _Transaction:
+    queue: list[tuple[str, str, list[str]]] = field(default_factory=list)
+    documents: dict[str, tuple[str, str, Any]] = field(default_factory=dict)  # key -> (name, sha1, doc)
+
+
+# Open transactions of this thread or asyncio task: (id of the core, hash key) -> transaction.
+_TRANSACTIONS: contextvars.ContextVar[dict[tuple[int, str], _Transaction] | None] = contextvars.ContextVar(
+    "redis_memory_transactions", default=None
+)
+
+
+class Core:
+    """The operations (generators) and the state they share; see the module docstring."""
+
+    mirroring = True
+
+    def __init__(self, factories: dict[str, ProxyFactory] | None = None, max_mirrors: int = 1024) -> None:
+        """Empty state. ``factories[kind](core, space, name, items)`` makes the object a list
+        or set mirror holds (and users receive); by default the plain ``list`` or ``set``."""
+        self._factories = factories or {}
+        self._max_mirrors = max_mirrors
+        self._mirrors: OrderedDict[str, Mirror] = OrderedDict()
+        self._json_module: bool | None = None
+        self._ttls: dict[str, int] = {}
+        self._bounds: dict[tuple[str, str], int] = {}
+
+    # -- configuration --------------------------------------------------------------------------
+
+    def configure(self, space: KeySpace, ttl_ms: int = 0, bounds: dict[str, int] | None = None) -> None:
+        """Set the sliding expiry of an object and the size bounds of its lists (no I/O).
+
+        Every later write to the object, from this process, refreshes the expiry of all its
+        keys and trims a bounded list in the same script.
+        """
+        if ttl_ms > 0:
+            self._ttls[space.hash_key] = ttl_ms
+        else:
+            self._ttls.pop(space.hash_key, None)
+        for name, bound in (bounds or {}).items():
+            self._bounds[(space.hash_key, name)] = bound
+
+    def bound(self, space: KeySpace, name: str) -> int:
+        """The size bound of list attribute ``name`` (0: none)."""
+        return self._bounds.get((space.hash_key, name), 0)
+
+    def g_json_flag(self) -> Op[str]:
+        """``"1"`` when the server has RedisJSON loaded (asked once, then remembered)."""
+        if self._json_module is None:
+            try:
+                yield Command(("JSON.TYPE", "memory:__probe__"))
+                self._json_module = True
+            except ServerError:
+                self._json_module = False
+        return "1" if self._json_module else "0"
+
+    # -- mirrors ----------------------------------------------------------------------------------
+
+    def _mirror(self, key: str) -> Mirror | None:
+        """The valid mirror of ``key``, if any (the driver has read pending invalidations)."""
+        mirror = self._mirrors.get(key)
+        if mirror is None:
+            return None
+        if mirror.deadline <= time.monotonic():  # Redis hides an expired key before it deletes it
+            del self._mirrors[key]
+            return None
+        if not mirror.intact():
+            logger.warning("the list or set at %s was changed without writing to Redis; reading it again", key)
+            del self._mirrors[key]
+            return None
+        self._mirrors.move_to_end(key)
+        return mirror
+
+    def _remember(self, key: str, mirror: Mirror) -> Mirror:
+        mirror.seal()
+        if self.mirroring:
+            self._mirrors[key] = mirror
+            self._mirrors.move_to_end(key)
+            while len(self._mirrors) > self._max_mirrors:
+                self._mirrors.popitem(last=False)
+        return mirror
+
+    def forget(self, key: str) -> None:
+        """Drop the mirror of ``key`` (after a failed compare-and-set, for instance)."""
+        self._mirrors.pop(key, None)
+
+    def _proxy(self, kind: str, space: KeySpace, name: str, items: Any) -> Any:
+        factory = self._factories.get(kind)
+        return items if factory is None else factory(self, space, name, items)
+
+    def _slide(self, space: KeySpace, deadline: float) -> None:
+        """Our write refreshed the expiry of every key of the object: so do their mirrors."""
+        prefix = space.hash_key + ":"
+        for key, mirror in self._mirrors.items():
+            if key.startswith(prefix):
+                mirror.deadline = deadline
+
+    # -- writes and transactions ------------------------------------------------------------------
+
+    def _transaction(self, space: KeySpace) -> _Transaction | None:
+        open_ones = _TRANSACTIONS.get()
+        return None if open_ones is None else open_ones.get((id(self), space.hash_key))
+
+    def _op(self, name: str, space: KeySpace, key: str, args: Sequence[str]) -> Op[Any]:
+        """Run write op ``lua/ops/<name>.lua`` on ``key`` (one EVALSHA), or queue it when a
+        transaction is open on the object (then return :data:`QUEUED`)."""
+        transaction = self._transaction(space)
+        if transaction is not None:
+            if name in _NEEDS_REPLY and args[1] in _NEEDS_REPLY[name]:
+                raise TransactionError("this change returns a value from Redis: make it outside the transaction")
+            transaction.queue.append((name, key, list(args)))
+            return QUEUED
+        ttl = self._ttls.get(space.hash_key, 0)
+        sent = time.monotonic()
+        reply = yield Script(f"op:{name}", [space.hash_key, key], [str(ttl), *args])
+        if ttl:
+            self._slide(space, sent + ttl / 1000)
+        return reply
+
+    def begin(self, space: KeySpace) -> None:
+        """Open a transaction on ``space`` in the current thread or task (see :meth:`g_commit`)."""
+        open_ones = _TRANSACTIONS.get()
+        if open_ones is None:
+            open_ones = {}
+            _TRANSACTIONS.set(open_ones)
+        if (id(self), space.hash_key) in open_ones:
+            raise TransactionError("a transaction is already open on this memory here")
+        open_ones[(id(self), space.hash_key)] = _Transaction()
+
+    def end(self, space: KeySpace) -> list[tuple[str, str, list[str]]]:
+        """Close the transaction on ``space``; return its queued ops (documents changed without
+        RedisJSON become one compare-and-set each)."""
+        open_ones = _TRANSACTIONS.get() or {}
+        transaction = open_ones.pop((id(self), space.hash_key))
+        queue = transaction.queue
+        for key, (name, expected, document) in transaction.documents.items():
+            queue.append(("doc_cas", key, [kind_field(name), expected, codec.dumps(document)]))
+        return queue
+
+    def g_commit(self, space: KeySpace, queue: list[tuple[str, str, list[str]]]) -> Op[list[Any]]:
+        """Send the queued ops as one batch (``lua/batch.lua``): all checked, then all applied."""
+        if not queue:
+            return []
+        keys: list[str] = []
+        ttl = self._ttls.get(space.hash_key, 0)
+        args: list[str] = [str(ttl), str(len(queue))]
+        for name, key, op_args in queue:
+            if key not in keys:
+                keys.append(key)
+            args += [name, str(keys.index(key) + 2), str(len(op_args)), *op_args]
+        sent = time.monotonic()
+        try:
+            reply = yield Script("batch", [space.hash_key, *keys], args)
+        finally:
+            for key in keys:
+                self._mirrors.pop(key, None)
+        if ttl:
+            self._slide(space, sent + ttl / 1000)
+        return list(reply)
+
+    # -- attributes ---------------------------------------------------------------------------------
+
+    def g_read(self, space: KeySpace, name: str, cached: bool = True) -> Op[tuple[str, Any] | None]:
+        """Read one attribute: ``(kind, scalar)`` or ``(kind, Mirror)``; None when not stored.
+
+        A mirrored collection costs no round trip when ``cached``; a scalar one HMGET; a
+        collection not mirrored one HMGET then one EVALSHA (HGET + LRANGE, SMEMBERS, JSON.GET
+        or GET; O(size of the value)).
+        """
+        key = space.collection_key(name)
+        mirror = self._mirror(key) if cached else None
+        if mirror is not None:
+            return mirror.kind, mirror
+        value, kind = yield Command(("HMGET", space.hash_key, name, kind_field(name)))
+        if kind is None:
+            return None
+        kind = text(kind)
+        if codec.structure_of(kind) == codec.HASH:
+            return kind, codec.decode_scalar(kind, text(value) if value is not None else "")
+        json_flag = yield from self.g_json_flag()
+        sent = time.monotonic()
+        reply = yield Script("get", [space.hash_key, key], [name, kind_field(name), json_flag])
+        if not reply:
+            return None
+        kind, value, form, pttl = text(reply[0]), reply[1], text(reply[2]), int(reply[3])
+        deadline = sent + pttl / 1000 if pttl >= 0 else math.inf
+        structure = codec.structure_of(kind)
+        if structure == codec.LIST:
+            items = self._proxy(kind, space, name, codec.loads_elements(value or []))
+            return kind, self._remember(key, Mirror(kind, items, deadline=deadline))
+        if structure == codec.SET:
+            members = self._proxy(kind, space, name, {codec.loads(member) for member in value or []})
+            return kind, self._remember(key, Mirror(kind, members, deadline=deadline))
+        if structure == codec.JSON_DOC:
+            if value is None:
+                raise ServerError(f"the document of attribute {name!r} is missing from Redis")
+            as_json = form == "json"
+            document = codec.loads(value)[0] if as_json else codec.loads(value)
+            return kind, self._remember(key, Mirror(kind, document, raw=None if as_json else value, deadline=deadline))
+        return kind, codec.decode_scalar(kind, text(value) if value is not None else "")
+
+    def g_assign(self, space: KeySpace, name: str, value: object) -> Op[None]:
+        """Store ``value`` as attribute ``name``, replacing any old value of any kind.
+
+        One EVALSHA: DEL + HSET for a scalar, + RPUSH for a list, + JSON.SET (or SET) for a
+        dict or model, + SADD for a set; O(size of the value). The value is checked and
+        encoded before anything is sent.
+        """
+        kind = codec.classify(value)
+        structure = codec.structure_of(kind)
+        key = space.collection_key(name)
+        mirror: Mirror | None = None
+        bound = self.bound(space, name)
+        if structure == codec.LIST:
+            payload, elements = codec.encode_elements(value)  # type: ignore[arg-type]
+            if bound:
+                payload, elements = payload[-bound:], elements[-bound:]
+            mirror = Mirror(kind, self._proxy(kind, space, name, elements))
+        elif structure == codec.SET:
+            payload = codec.set_members(value)  # type: ignore[arg-type]
+            mirror = Mirror(kind, self._proxy(kind, space, name, {codec.loads(member) for member in payload}))
+        elif structure == codec.JSON_DOC:
+            if isinstance(value, dict):
+                document_text = codec.dumps(value, addressable=True)
+            else:
+                document_text = codec.dumps(codec.model_document(value))  # type: ignore[arg-type]
+            payload = [document_text]
+            mirror = Mirror(kind, codec.loads(document_text), raw=document_text.encode())
+        else:
+            payload = [codec.encode_scalar(value)[1]]
+        json_flag = yield from self.g_json_flag()
+        self._mirrors.pop(key, None)
+        args = [name, kind_field(name), kind, structure, json_flag, str(bound), *payload]
+        sent = time.monotonic()
+        if (yield from self._op("assign", space, key, args)) is QUEUED or mirror is None:
+            return
+        if json_flag == "1":
+            mirror.raw = None
+        ttl = self._ttls.get(space.hash_key, 0)
+        if ttl:
+            mirror.deadline = sent + ttl / 1000
+        self._remember(key, mirror)
+
+    def g_delete(self, space: KeySpace, name: str) -> Op[bool]:
+        """Delete attribute ``name`` of any kind; False when it was not stored. One EVALSHA.
+
+        In a transaction the deletion is queued and True is returned.
+        """
+        key = space.collection_key(name)
+        self._mirrors.pop(key, None)
+        reply = yield from self._op("delete", space, key, [name, kind_field(name)])
+        return reply is QUEUED or bool(reply)
+
+    def g_names(self, space: KeySpace) -> Op[list[str]]:
+        """The names of every stored attribute. HKEYS; one round trip, O(number of fields)."""
+        fields = yield Command(("HKEYS", space.hash_key))
+        names = (parse_kind_field(text(field)) for field in fields)
+        return sorted(name for name in names if name is not None)
+
+    def g_incr(self, space: KeySpace, name: str, amount: int | float) -> Op[int | float | None]:
+        """Add ``amount`` to a numeric attribute atomically (HINCRBY / HINCRBYFLOAT; a missing
+        attribute starts at 0). One EVALSHA. Returns the new value (None when queued)."""
+        if type(amount) not in (int, float) or (type(amount) is float and not math.isfinite(amount)):
+            raise UnstorableValueError(f"incr needs an int or a finite float, not {amount!r}")
+        number_kind = "float" if type(amount) is float else "int"
+        args = [name, kind_field(name), repr(amount), number_kind]
+        reply = yield from self._op("incr", space, space.collection_key(name), args)
+        if reply is QUEUED:
+            return None
+        value = text(reply)
+        return float(value) if ("." in value or "e" in value or number_kind == "float") else int(value)
+
+    def g_compare_and_set(
+        self, space: KeySpace, name: str, expected: object, new: object, *, missing: bool
+    ) -> Op[bool]:
+        """Store scalar ``new`` only if attribute ``name`` still holds scalar ``expected`` (or is
+        not stored, when ``missing``). One EVALSHA; False when it held something else."""
+        expected_kind, expected_text = ("", "") if missing else codec.encode_scalar(expected)
+        new_kind, new_text = codec.encode_scalar(new)
+        args = [name, kind_field(name), expected_kind, expected_text, new_kind, new_text]
+        key = space.collection_key(name)
+        try:
+            yield from self._op("cas", space, key, args)
+        except ConcurrentModificationError:
+            return False
+        self.forget(key)
+        return True
+
+    def g_clear(self, space: KeySpace) -> Op[int]:
+        """Delete every key of the object (its collections, then its hash) atomically; one
+        EVALSHA, O(number of attributes). Returns the number of keys deleted (0 when queued)."""
+        for key in [key for key in self._mirrors if key.startswith(space.hash_key + ":")]:
+            del self._mirrors[key]
+        reply = yield from self._op("clear", space, space.hash_key, [])
+        return 0 if reply is QUEUED else int(reply)
+
+    def g_snapshot(self, space: KeySpace) -> Op[dict[str, Any]]:
+        """Every attribute as plain data, read in one round trip (``snapshot.lua``)."""
+        json_flag = yield from self.g_json_flag()
+        reply = yield Script("snapshot", [space.hash_key], [json_flag])
+        fields = reply[0]
+        flat = dict(zip(fields[::2], fields[1::2], strict=True)) if isinstance(fields, list) else fields
+        flat = {text(name): value for name, value in flat.items()}
+        collections = {text(item[0]): item[1:] for item in reply[1:]}
+        result: dict[str, Any] = {}
+        for field_name, kind_raw in flat.items():
+            name = parse_kind_field(field_name)
+            if name is None:
+                continue
+            kind = text(kind_raw)
+            structure = codec.structure_of(kind)
+            if structure == codec.HASH:
+                value = flat.get(name)
+                result[name] = codec.decode_scalar(kind, text(value) if value is not None else "")
+            elif structure == codec.LIST:
+                result[name] = [codec.loads(item) for item in collections.get(name, [[]])[0] or []]
+            elif structure == codec.SET:
+                result[name] = {codec.loads(item) for item in collections.get(name, [[]])[0] or []}
+            else:
+                raw, form = collections[name]
+                document = codec.loads(raw)[0] if text(form) == "json" else codec.loads(raw)
+                result[name] = codec.read_model(kind, document) if kind != codec.DICT else document
+        return result
+
+    # -- lists and sets -------------------------------------------------------------------------------
+
+    def g_push(self, space: KeySpace, name: str, raws: list[str], elements: list[Any]) -> Op[Mirror | None]:
+        """Append encoded elements (and their read-only copies, for the mirror). One EVALSHA of
+        ``push.lua``: HGET (kind check) + RPUSH (+ LTRIM when bounded) + LLEN; O(k). Returns
+        the valid mirror, if any (:data:`QUEUED` in a transaction)."""
+        key = space.collection_key(name)
+        bound = self.bound(space, name)
+        try:
+            length = yield from self._op("push", space, key, [kind_field(name), str(bound), *raws])
+        except ConcurrentModificationError:
+            self.forget(key)
+            raise
+        if length is QUEUED:
+            return QUEUED  # type: ignore[no-any-return]
+        mirror = self._mirrors.get(key)
+        if mirror is None:
+            return None
+        expected = len(mirror.value) + len(elements)
+        if mirror.intact() and (length == expected or (bound and length == bound <= expected)):
+            list.extend(mirror.value, elements)
+            if bound and len(mirror.value) > bound:
+                list.__delitem__(mirror.value, slice(0, len(mirror.value) - bound))  # no write-through
+            mirror.seal()
+            return mirror
+        del self._mirrors[key]
+        return None
+
+    def g_list_op(
+        self, space: KeySpace, name: str, op: str, args: Sequence[str], update: Callable[[list[Any], list[Any]], None]
+    ) -> Op[tuple[Any, Mirror | None]]:
+        """Run one ``ops/list.lua`` change; one EVALSHA.
+
+        When the list's mirror is still valid after the reply (no other writer touched the key
+        since it was read: their invalidations arrive before our reply), ``update(items, reply)``
+        applies the same change to it. Returns the reply and the mirror (None if not valid).
+        """
+        key = space.collection_key(name)
+        try:
+            reply = yield from self._op("list", space, key, [kind_field(name), op, str(self.bound(space, name)), *args])
+        except ConcurrentModificationError:
+            self.forget(key)
+            raise
+        if reply is QUEUED:
+            return reply, None
+        mirror = self._mirrors.get(key)
+        if mirror is not None and not mirror.intact():
+            del self._mirrors[key]
+            mirror = None
+        if mirror is not None:
+            update(mirror.value, reply)
+            mirror.seal()
+            if len(mirror.value) != int(reply[0]):  # defensive: never keep a wrong mirror
+                del self._mirrors[key]
+                mirror = None
+        return reply, mirror
+
+    def g_set_op(self, space: KeySpace, name: str, op: str, members: Sequence[str]) -> Op[tuple[Any, Mirror | None]]:
+        """Run one ``ops/set.lua`` change (SADD / SREM / SPOP / DEL, then SCARD); one EVALSHA.
+
+        The valid mirror, if any, gets the same change. Returns the reply and that mirror.
+        """
+        key = space.collection_key(name)
+        try:
+            reply = yield from self._op("set", space, key, [kind_field(name), op, *members])
+        except ConcurrentModificationError:
+            self.forget(key)
+            raise
+        if reply is QUEUED:
+            return reply, None
+        mirror = self._mirrors.get(key)
+        if mirror is not None and not mirror.intact():
+            del self._mirrors[key]
+            mirror = None
+        if mirror is not None:
+            if op == "add":
+                set.update(mirror.value, (codec.loads(member) for member in members))
+            elif op in ("remove", "discard"):
+                set.difference_update(mirror.value, (codec.loads(member) for member in members))
+            elif op == "pop":
+                set.discard(mirror.value, codec.loads(reply[1]))
+            else:
+                set.clear(mirror.value)
+            mirror.seal()
+            if len(mirror.value) != int(reply[0]):  # e.g. 1 and True: distinct in Redis, equal here
+                del self._mirrors[key]
+                mirror = None
+        return reply, mirror
+
+    # -- dicts ----------------------------------------------------------------------------------------
+
+    def g_doc_ops(self, space: KeySpace, name: str, ops: list[DocOp]) -> Op[list[Any]]:
+        """Apply path-level changes to dict attribute ``name``, all or none; return the results.
+
+        With RedisJSON: one EVALSHA of JSON.SET / JSON.DEL / JSON.ARRAPPEND ... at the changed
+        paths, O(size of the change). Without: the ops are applied to the stored text, which is
+        written back by compare-and-set (one EVALSHA, O(size of the document)), retried after a
+        re-read if another writer got there first. In a transaction, results are :data:`QUEUED`.
+        """
+        transaction = self._transaction(space)
+        if transaction is not None and any(op.op in _DOC_NEEDS_REPLY for op in ops):
+            raise TransactionError("this change returns a value from Redis: make it outside the transaction")
+        key = space.collection_key(name)
+        try:
+            if (yield from self.g_json_flag()) == "1":
+                return (yield from self._g_doc_ops_module(space, name, key, ops))
+            if transaction is not None:
+                return (yield from self._g_doc_ops_in_transaction(space, name, key, ops, transaction))
+            return (yield from self._g_doc_ops_cas(space, name, key, ops))
+        except ConcurrentModificationError:
+            self.forget(key)
+            raise
+
+    def _g_doc_ops_module(self, space: KeySpace, name: str, key: str, ops: list[DocOp]) -> Op[list[Any]]:
+        args = [kind_field(name), str(len(ops))]
+        for op in ops:
+            args.extend(op.script_args())
+        reply = yield from self._op("doc", space, key, args)
+        if reply is QUEUED:
+            return [QUEUED] * len(ops)
+        results: list[Any] = []
+        for op, raw in zip(ops, reply, strict=True):
+            if op.op in ("setnx", "pop"):
+                results.append(codec.loads(raw)[0])
+            elif op.op == "arrpop":
+                results.append(codec.loads(raw))
+            elif op.op in ("arrappend", "arrinsert"):
+                results.append(int(raw))
+            else:
+                results.append(None)
+        mirror = self._mirrors.get(key)
+        if mirror is not None:
+            try:
+                apply_ops(mirror.value, ops)
+            except Exception:  # the mirror disagrees: drop it rather than trust it
+                self._mirrors.pop(key, None)
+        return results
+
+    def _g_doc_ops_in_transaction(
+        self, space: KeySpace, name: str, key: str, ops: list[DocOp], transaction: _Transaction
+    ) -> Op[list[Any]]:
+        """Without RedisJSON, a transaction changes a working copy of each document; the copy
+        is written by one compare-and-set against the text first read, at commit."""
+        if key not in transaction.documents:
+            found = yield from self.g_read(space, name)
+            if found is None or found[0] != codec.DICT or found[1].raw is None:
+                raise ConcurrentModificationError("the attribute was deleted or replaced by another writer")
+            sha = hashlib.sha1(found[1].raw).hexdigest()
+            transaction.documents[key] = (name, sha, copy.deepcopy(found[1].value))
+        apply_ops(transaction.documents[key][2], ops)
+        return [QUEUED] * len(ops)
+
+    def _g_doc_ops_cas(self, space: KeySpace, name: str, key: str, ops: list[DocOp]) -> Op[list[Any]]:
+        for _attempt in range(_CAS_ATTEMPTS):
+            found = yield from self.g_read(space, name)
+            if found is None or found[0] != codec.DICT:
+                raise ConcurrentModificationError("the attribute was deleted or replaced by another writer")
+            mirror: Mirror = found[1]
+            assert mirror.raw is not None
+            document = copy.deepcopy(mirror.value)
+            results = apply_ops(document, ops)  # raises MissingKeyError etc. before any write
+            document_text = codec.dumps(document)
+            expected = hashlib.sha1(mirror.raw).hexdigest()
+            try:
+                yield from self._op("doc_cas", space, key, [kind_field(name), expected, document_text])
+            except ConcurrentModificationError as exc:
+                self.forget(key)
+                if "deleted or replaced" in str(exc):
+                    raise
+                continue
+            if self._mirrors.get(key) is mirror:
+                mirror.value, mirror.raw = document, document_text.encode()
+            return results
+        raise ConcurrentModificationError(f"dict attribute {name!r} kept changing; gave up after {_CAS_ATTEMPTS} tries")
