@@ -29,7 +29,7 @@ import redis
 import redis.exceptions
 
 from redis_memory import codec
-from redis_memory.core import SCRIPT_ERRORS, Command, Core, Mirror, Op, ProxyFactory, Request, script_table, text
+from redis_memory.core import Command, Core, Mirror, Op, ProxyFactory, Request, public_error, script_table, text
 from redis_memory.docops import DocOp
 from redis_memory.errors import RedisConnectionError, translate
 from redis_memory.keys import KeySpace
@@ -148,19 +148,12 @@ class Backend(Core):
             return connection.read_response()
 
     def _translated(self, exc: Exception) -> Exception:
-        """The public error for a redis-py or socket error (our scripts' codes included)."""
-        if isinstance(exc, redis.exceptions.ResponseError):
-            code, _, message = str(exc).partition(" ")
-            factory = SCRIPT_ERRORS.get(code)
-            if factory is not None:
-                return factory(message)
-        elif isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)):
+        """The public error for a redis-py or socket error; a lost connection drops the mirrors."""
+        if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)):
             self._lost()
             if isinstance(exc, OSError):
                 return RedisConnectionError(f"cannot reach Redis at {self.label}: {exc}")
-        if isinstance(exc, redis.exceptions.RedisError):
-            return translate(exc)
-        return exc
+        return public_error(exc)
 
     def drive(self, op: Op[T]) -> T:
         """Run a core operation to its end on the tracked connection, under the lock."""

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, TypeAlias, TypeVar
 
+import redis.exceptions
+
 from redis_memory import codec
 from redis_memory.docops import DocOp, apply_ops
 from redis_memory.errors import (
@@ -36,6 +38,7 @@ from redis_memory.errors import (
     TransactionError,
     UnstorableValueError,
     WrongTypeError,
+    translate,
 )
 from redis_memory.keys import KeySpace, kind_field, parse_kind_field
 
@@ -58,6 +61,18 @@ SCRIPT_ERRORS: dict[str, Callable[[str], Exception]] = {
     "RMNOINDEX": MissingIndexError,
     "RMTYPE": WrongTypeError,
 }
+
+
+def public_error(exc: Exception) -> Exception:
+    """The public error for a redis-py error (our scripts' error codes included)."""
+    if isinstance(exc, redis.exceptions.ResponseError):
+        code, _, message = str(exc).partition(" ")
+        factory = SCRIPT_ERRORS.get(code)
+        if factory is not None:
+            return factory(message)
+    if isinstance(exc, redis.exceptions.RedisError):
+        return translate(exc)
+    return exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,20 +290,23 @@ class Core:
         return reply
 
     def begin(self, space: KeySpace) -> None:
-        """Open a transaction on ``space`` in the current thread or task (see :meth:`g_commit`)."""
-        open_ones = _TRANSACTIONS.get()
-        if open_ones is None:
-            open_ones = {}
-            _TRANSACTIONS.set(open_ones)
+        """Open a transaction on ``space`` in the current thread or task (see :meth:`g_commit`).
+
+        The table of open transactions is replaced, never changed in place: asyncio tasks
+        share their parent's table by reference, and must not see each other's transactions.
+        """
+        open_ones = dict(_TRANSACTIONS.get() or {})
         if (id(self), space.hash_key) in open_ones:
             raise TransactionError("a transaction is already open on this memory here")
         open_ones[(id(self), space.hash_key)] = _Transaction()
+        _TRANSACTIONS.set(open_ones)
 
     def end(self, space: KeySpace) -> list[tuple[str, str, list[str]]]:
         """Close the transaction on ``space``; return its queued ops (documents changed without
         RedisJSON become one compare-and-set each)."""
-        open_ones = _TRANSACTIONS.get() or {}
+        open_ones = dict(_TRANSACTIONS.get() or {})
         transaction = open_ones.pop((id(self), space.hash_key))
+        _TRANSACTIONS.set(open_ones)
         queue = transaction.queue
         for key, (name, expected, document) in transaction.documents.items():
             queue.append(("doc_cas", key, [kind_field(name), expected, codec.dumps(document)]))

@@ -1,0 +1,348 @@
+"""``redis_memory.aio``: the same memories for asyncio.
+
+Attribute syntax cannot await, so reads and writes are methods: ``await mem.get("state")``,
+``await mem.set("state", "active")``. ``mem.<name>`` gives a handle on one attribute whose
+methods change it in place: ``await mem.messages.append(msg)`` (one RPUSH round trip),
+``await mem.tags.add("vip")``, ``await mem.profile["preferences"].set_key("tone", "formal")``.
+Every operation is :mod:`redis_memory.core`'s, shared with the sync API; values come back as
+plain, mutable Python objects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Iterable, Mapping
+from datetime import timedelta
+from typing import Any
+
+import redis.asyncio
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from redis_memory import codec
+from redis_memory.aio.backend import AsyncBackend
+from redis_memory.config import resolve_prefix, resolve_url
+from redis_memory.core import QUEUED
+from redis_memory.docops import DocOp, Path
+from redis_memory.errors import MissingAttributeError, ReservedNameError
+from redis_memory.keys import DEFAULT_ID, KeySpace, check_name, normalize_id
+from redis_memory.memory import MISSING, Transaction, _checked_bounds, _milliseconds
+
+_BACKENDS: dict[str, AsyncBackend] = {}
+
+
+def _backend_for(url: str | None, client: redis.asyncio.Redis | None) -> AsyncBackend:
+    if client is not None:
+        return AsyncBackend(lambda: client, repr(client))
+    resolved = resolve_url(url)
+    found = _BACKENDS.get(resolved)
+    if found is None:
+        options: dict[str, Any] = {"retry": Retry(NoBackoff(), 0), "socket_connect_timeout": 10}
+        found = _BACKENDS[resolved] = AsyncBackend(lambda: redis.asyncio.Redis.from_url(resolved, **options), resolved)
+    return found
+
+
+async def aclose() -> None:
+    """Close the connections the shared async backends opened in the running event loop.
+
+    Await it before the loop ends (``asyncio.run`` ends it) so no connection outlives it.
+    """
+    for backend in list(_BACKENDS.values()):
+        await backend.aclose()
+
+
+def _plain(kind: str, value: Any) -> Any:
+    """A read's value as plain Python data (lists, dicts, sets thawed; models rebuilt)."""
+    if kind in (codec.LIST, codec.DICT):
+        return codec.thaw(value.value)
+    if kind == codec.SET:
+        return set(value.value)
+    if kind.startswith(codec.MODEL_PREFIX):
+        return codec.read_model(kind, value.value)
+    return value
+
+
+class Memory:
+    """Shared, durable state in Redis, for asyncio (see the module docstring).
+
+    Connection and arguments as :class:`redis_memory.Memory`; ``client=`` takes a
+    ``redis.asyncio.Redis``.
+    """
+
+    _space: KeySpace
+    _backend: AsyncBackend
+
+    def __init__(
+        self,
+        memory_id: str | int | uuid.UUID = DEFAULT_ID,
+        *,
+        url: str | None = None,
+        client: redis.asyncio.Redis | None = None,
+        prefix: str | None = None,
+        ttl: timedelta | float | None = None,
+        bounds: Mapping[str, int] | None = None,
+    ) -> None:
+        """Open the memory ``memory_id`` (nothing is read until you ask)."""
+        object.__setattr__(self, "_space", KeySpace(resolve_prefix(prefix), normalize_id(memory_id)))
+        object.__setattr__(self, "_backend", _backend_for(url, client))
+        if ttl is not None or bounds:
+            self._backend.configure(self._space, _milliseconds(ttl), _checked_bounds(bounds or {}))
+
+    @property
+    def memory_id(self) -> str:
+        """The id this memory is stored under."""
+        return self._space.object_id
+
+    def _name(self, name: str) -> str:
+        check_name(name)
+        if hasattr(type(self), name):
+            raise ReservedNameError(f"{name!r} is a name of {type(self).__name__} itself and cannot be stored")
+        return name
+
+    async def get(self, name: str, default: Any = MISSING) -> Any:
+        """The value of attribute ``name`` as plain data (``default``, else AttributeError, if
+        not stored). One round trip for a scalar; two for a collection (HMGET, then its read)."""
+        found = await self._backend.drive(self._backend.g_read(self._space, self._name(name)))
+        if found is None:
+            if default is MISSING:
+                raise MissingAttributeError(f"{type(self).__name__!r} object has no stored attribute {name!r}")
+            return default
+        return _plain(*found)
+
+    async def set(self, name: str, value: Any) -> None:
+        """Store ``value`` as attribute ``name``, replacing any old value atomically."""
+        await self._backend.drive(self._backend.g_assign(self._space, self._name(name), value))
+
+    async def delete(self, name: str) -> None:
+        """Delete attribute ``name``; AttributeError if it is not stored."""
+        if not await self._backend.drive(self._backend.g_delete(self._space, self._name(name))):
+            raise MissingAttributeError(f"{type(self).__name__!r} object has no stored attribute {name!r}")
+
+    async def has(self, name: str) -> bool:
+        """True when attribute ``name`` is stored (one or two round trips, as :meth:`get`)."""
+        return await self._backend.drive(self._backend.g_read(self._space, self._name(name))) is not None
+
+    async def names(self) -> list[str]:
+        """The names of every stored attribute (HKEYS; one round trip)."""
+        return await self._backend.drive(self._backend.g_names(self._space))
+
+    async def incr(self, name: str, amount: int | float = 1) -> int | float | None:
+        """Add ``amount`` atomically and return the new value (see :meth:`redis_memory.Memory.incr`)."""
+        return await self._backend.drive(self._backend.g_incr(self._space, self._name(name), amount))
+
+    async def compare_and_set(self, name: str, expected: object, new: object) -> bool:
+        """Set scalar ``name`` to ``new`` only if it still holds ``expected`` (or MISSING)."""
+        missing = expected is MISSING
+        return await self._backend.drive(
+            self._backend.g_compare_and_set(self._space, self._name(name), expected, new, missing=missing)
+        )
+
+    async def clear(self) -> None:
+        """Delete every key of this object atomically (one round trip)."""
+        await self._backend.drive(self._backend.g_clear(self._space))
+
+    async def aclose(self) -> None:
+        """Close this memory's connections in the running event loop (they reopen on use)."""
+        await self._backend.aclose()
+
+    async def to_dict(self) -> dict[str, Any]:
+        """A plain snapshot of every stored attribute, read in one round trip."""
+        return await self._backend.drive(self._backend.g_snapshot(self._space))
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """``async with mem.transaction():`` applies every write inside as one step, or none
+        (one round trip at the end; see :meth:`redis_memory.Memory.transaction`)."""
+        backend = self._backend
+        backend.begin(self._space)
+        transaction = Transaction()
+        try:
+            yield transaction
+        except BaseException:
+            backend.end(self._space)
+            raise
+        transaction.results.extend(await backend.drive(backend.g_commit(self._space, backend.end(self._space))))
+
+    def __getattr__(self, name: str) -> Attribute:
+        """``mem.<name>``: a handle on one attribute (no I/O)."""
+        if name.startswith("_"):
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        return Attribute(self._backend, self._space, self._name(name), ())
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Names starting with ``_`` stay local; stored attributes are set with ``await mem.set()``."""
+        if name.startswith("_"):
+            object.__setattr__(self, name, value)
+            return
+        raise TypeError(f"assignment cannot be awaited: use `await mem.set({name!r}, value)`")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._space.object_id!r})"
+
+
+class ConversationMemory(Memory):
+    """The memory of one conversation, for asyncio."""
+
+    def __init__(
+        self,
+        conversation_id: str | int | uuid.UUID,
+        *,
+        url: str | None = None,
+        client: redis.asyncio.Redis | None = None,
+        prefix: str | None = None,
+        ttl: timedelta | float | None = None,
+        max_messages: int | None = None,
+        bounds: Mapping[str, int] | None = None,
+    ) -> None:
+        """Open conversation ``conversation_id``; ``max_messages`` bounds ``messages``."""
+        if max_messages is not None:
+            bounds = {**(bounds or {}), "messages": max_messages}
+        super().__init__(conversation_id, url=url, client=client, prefix=prefix, ttl=ttl, bounds=bounds)
+
+    @property
+    def conversation_id(self) -> str:
+        """The conversation's id."""
+        return self._space.object_id
+
+    def __repr__(self) -> str:
+        return f"ConversationMemory(conversation_id={self._space.object_id!r})"
+
+
+def _no_update(items: list[Any], reply: Any) -> None:
+    """Async reads keep no mirror: nothing to update locally."""
+
+
+class Attribute:
+    """A handle on one attribute (or, after ``[key]``, on a place inside a dict attribute).
+
+    List, set and dict methods: each is one atomic round trip, checked against the stored
+    kind (``ConcurrentModificationError`` if the attribute is not of that kind any more).
+    """
+
+    def __init__(self, backend: AsyncBackend, space: KeySpace, name: str, path: Path) -> None:
+        """Bind to attribute ``name`` at ``path`` (no I/O)."""
+        self._backend, self._space, self._name, self._path = backend, space, name, path
+
+    def __getitem__(self, key: str | int) -> Attribute:
+        """A handle on ``key`` inside this dict (or index inside a list in a dict)."""
+        return Attribute(self._backend, self._space, self._name, (*self._path, key))
+
+    async def get(self) -> Any:
+        """The value here, as plain data."""
+        found = await self._backend.drive(self._backend.g_read(self._space, self._name))
+        if found is None:
+            raise MissingAttributeError(f"attribute {self._name!r} is not stored")
+        value = _plain(*found)
+        for part in self._path:
+            value = value[part]
+        return value
+
+    # -- lists --------------------------------------------------------------------------------
+
+    async def append(self, value: Any) -> None:
+        """Append one element: RPUSH (a list attribute) or JSON.ARRAPPEND (a list in a dict)."""
+        await self.extend([value])
+
+    async def extend(self, values: Iterable[Any]) -> None:
+        """Append every element atomically (one round trip)."""
+        items = list(values)
+        if self._path:
+            await self._doc([DocOp("arrappend", self._path, None, item) for item in items])
+            return
+        raws, elements = codec.encode_elements(items)
+        if raws:
+            await self._backend.drive(self._backend.g_push(self._space, self._name, raws, elements))
+
+    async def insert(self, index: int, value: Any) -> None:
+        """Insert before ``index`` (counted from the start as stored now)."""
+        if self._path:
+            await self._doc([DocOp("arrinsert", self._path, index, value)])
+            return
+        raw, _ = codec.encode_element(value)
+        await self._list("insert", [str(max(0, index)), raw])
+
+    async def pop(self, index: int = -1) -> Any:
+        """Remove and return the last element (``index=-1``: RPOP) or the first (``0``: LPOP)."""
+        if index not in (0, -1):
+            raise ValueError("async pop takes index -1 (the last element) or 0 (the first)")
+        reply = await self._list("popright" if index == -1 else "popleft", [])
+        return None if reply is QUEUED else codec.loads(reply[1])
+
+    async def trim(self, *, last: int) -> None:
+        """Keep only the last ``last`` elements (LTRIM)."""
+        if type(last) is not int or last < 0:
+            raise ValueError(f"last must be an int >= 0, not {last!r}")
+        await self._list("trim", [str(last)])
+
+    async def clear(self) -> None:
+        """Empty this list, set or dict; the attribute keeps its kind (one round trip after
+        reading the kind)."""
+        if self._path:
+            await self._doc([DocOp("replace", self._path, None, {} if isinstance(await self.get(), dict) else [])])
+            return
+        found = await self._backend.drive(self._backend.g_read(self._space, self._name))
+        kind = found[0] if found is not None else None
+        if kind == codec.LIST:
+            await self._list("clear", [])
+        elif kind == codec.SET:
+            await self._backend.drive(self._backend.g_set_op(self._space, self._name, "clear", []))
+        elif kind == codec.DICT:
+            await self._doc([DocOp("replace", (), None, {})])
+        else:
+            raise TypeError(f"attribute {self._name!r} is not a list, set or dict")
+
+    async def _list(self, op: str, args: list[str]) -> Any:
+        reply, _ = await self._backend.drive(self._backend.g_list_op(self._space, self._name, op, args, _no_update))
+        return reply
+
+    # -- sets -----------------------------------------------------------------------------------
+
+    async def add(self, *members: Any) -> None:
+        """Add members to a set attribute: SADD; one round trip."""
+        await self._backend.drive(self._backend.g_set_op(self._space, self._name, "add", codec.set_members(members)))
+
+    async def discard(self, *members: Any) -> None:
+        """Remove members from a set attribute if present: SREM; one round trip."""
+        await self._backend.drive(
+            self._backend.g_set_op(self._space, self._name, "discard", codec.set_members(members))
+        )
+
+    async def remove(self, member: Any) -> None:
+        """Remove a member of a set attribute; KeyError if absent."""
+        await self._backend.drive(
+            self._backend.g_set_op(self._space, self._name, "remove", codec.set_members([member]))
+        )
+
+    # -- dicts ----------------------------------------------------------------------------------
+
+    async def set_key(self, key: str, value: Any) -> None:
+        """``d[key] = value`` at this place of a dict attribute: JSON.SET at the path."""
+        codec.check_key(key, addressable=True)
+        codec.check_json(value, addressable=True)
+        await self._doc([DocOp("set", self._path, key, value)])
+
+    async def update(self, values: Mapping[str, Any] = {}, **more: Any) -> None:
+        """Set several keys here in one atomic step, like ``dict.update``."""
+        pairs = {**values, **more}
+        for key, value in pairs.items():
+            codec.check_key(key, addressable=True)
+            codec.check_json(value, addressable=True)
+        if pairs:
+            await self._doc([DocOp("set", self._path, key, value) for key, value in pairs.items()])
+
+    async def delete_key(self, key: str) -> None:
+        """``del d[key]`` here; KeyError if Redis has no such key."""
+        await self._doc([DocOp("del", self._path, codec.check_key(key, addressable=True))])
+
+    async def pop_key(self, key: str) -> Any:
+        """Remove ``key`` here and return its value (read and deleted atomically)."""
+        return (await self._doc([DocOp("pop", self._path, codec.check_key(key, addressable=True))]))[0]
+
+    async def setdefault(self, key: str, default: Any = None) -> Any:
+        """Return the value at ``key`` here, first storing ``default`` if absent (atomic)."""
+        codec.check_json(default, addressable=True)
+        return (await self._doc([DocOp("setnx", self._path, codec.check_key(key, addressable=True), default)]))[0]
+
+    async def _doc(self, ops: list[DocOp]) -> list[Any]:
+        return await self._backend.drive(self._backend.g_doc_ops(self._space, self._name, ops))
