@@ -1,10 +1,12 @@
 """redis-memory: shared, durable, queryable agent state in Redis with plain attribute access."""
 
 from redis_memory.codec import JSON, FrozenDict, FrozenList
+from redis_memory.conversation import Conversation, Message
 from redis_memory.errors import (
     ConcurrentModificationError,
     EmbeddedServerError,
     InvalidNameError,
+    InvalidValueError,
     MissingAttributeError,
     MissingIndexError,
     MissingKeyError,
@@ -29,12 +31,15 @@ __all__ = [
     "JSON",
     "MISSING",
     "ConcurrentModificationError",
+    "Conversation",
     "ConversationMemory",
     "EmbeddedServerError",
     "FrozenDict",
     "FrozenList",
     "InvalidNameError",
+    "InvalidValueError",
     "Memory",
+    "Message",
     "MissingAttributeError",
     "MissingIndexError",
     "MissingKeyError",

@@ -196,21 +196,36 @@ class Core:
         self._json_module: bool | None = None
         self._ttls: dict[str, int] = {}
         self._bounds: dict[tuple[str, str], int] = {}
+        self._validators: dict[tuple[str, str], Callable[[Any], Any]] = {}
 
     # -- configuration --------------------------------------------------------------------------
 
-    def configure(self, space: KeySpace, ttl_ms: int = 0, bounds: dict[str, int] | None = None) -> None:
-        """Set the sliding expiry of an object and the size bounds of its lists (no I/O).
+    def configure(
+        self,
+        space: KeySpace,
+        ttl_ms: int = 0,
+        bounds: dict[str, int] | None = None,
+        validators: dict[str, Callable[[Any], Any]] | None = None,
+    ) -> None:
+        """Set the sliding expiry of an object, the size bounds of its lists and the validators
+        of their elements (declared ``list[X]`` attributes); no I/O.
 
         Every later write to the object, from this process, refreshes the expiry of all its
         keys and trims a bounded list in the same script.
         """
+        for name, validator in (validators or {}).items():
+            self._validators[(space.hash_key, name)] = validator
         if ttl_ms > 0:
             self._ttls[space.hash_key] = ttl_ms
         else:
             self._ttls.pop(space.hash_key, None)
         for name, bound in (bounds or {}).items():
             self._bounds[(space.hash_key, name)] = bound
+
+    def validate_element(self, space: KeySpace, name: str, value: Any) -> Any:
+        """``value`` checked by the element validator of list ``name``, if one is declared."""
+        validator = self._validators.get((space.hash_key, name))
+        return value if validator is None else validator(value)
 
     def bound(self, space: KeySpace, name: str) -> int:
         """The size bound of list attribute ``name`` (0: none)."""
@@ -326,8 +341,15 @@ class Core:
         sent = time.monotonic()
         try:
             reply = yield Script("batch", [space.hash_key, *keys], args)
-        finally:
+        except BaseException:
             for key in keys:
+                self._mirrors.pop(key, None)
+            raise
+        for (name, key, op_args), result in zip(queue, reply, strict=True):
+            if name == "push":  # the mirror takes the appends, as after a single push
+                elements = codec.loads_elements(raw.encode() for raw in op_args[2:])
+                self._pushed(key, elements, int(op_args[1]), result)
+            elif name not in ("incr", "cas"):  # those change the hash only
                 self._mirrors.pop(key, None)
         if ttl:
             self._slide(space, sent + ttl / 1000)
@@ -512,6 +534,11 @@ class Core:
             raise
         if length is QUEUED:
             return QUEUED  # type: ignore[no-any-return]
+        return self._pushed(key, elements, bound, length)
+
+    def _pushed(self, key: str, elements: list[Any], bound: int, length: int) -> Mirror | None:
+        """Apply appends that Redis acknowledged (new length ``length``) to the key's mirror;
+        drop the mirror instead if the lengths disagree. Returns the mirror if still valid."""
         mirror = self._mirrors.get(key)
         if mirror is None:
             return None

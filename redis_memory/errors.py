@@ -9,6 +9,7 @@ also derives from the builtin exception a caller would naturally catch::
     ├── WrongTypeError              (TypeError)       a key holds a Redis type we did not expect
     ├── UnknownTypeError            (TypeError)       a stored kind or class this process cannot read
     ├── InvalidNameError            (ValueError)      bad attribute name, id or prefix
+    ├── InvalidValueError           (ValueError)      a value its declared type refuses
     ├── ReservedNameError           (AttributeError)  the name belongs to the class itself
     ├── MissingAttributeError       (AttributeError)  attribute not stored
     ├── MissingKeyError             (KeyError)        dict key not stored
@@ -54,6 +55,10 @@ class InvalidNameError(RedisMemoryError, ValueError):
 
 class ReservedNameError(RedisMemoryError, AttributeError):
     """The attribute name is one of the memory class's own (a method or property); it cannot be stored."""
+
+
+class InvalidValueError(RedisMemoryError, ValueError):
+    """The value does not validate against the attribute's declared type; nothing was written."""
 
 
 class MissingAttributeError(RedisMemoryError, AttributeError):

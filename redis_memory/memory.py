@@ -18,7 +18,7 @@ from typing import Any
 
 import redis
 
-from redis_memory import codec
+from redis_memory import codec, schema
 from redis_memory.backend import Backend
 from redis_memory.config import backend_for, resolve_prefix
 from redis_memory.errors import InvalidNameError, MissingAttributeError, ReservedNameError
@@ -111,8 +111,23 @@ class Memory:
         object.__setattr__(self, "_space", space)
         object.__setattr__(self, "_backend", backend)
         object.__setattr__(self, "_cache", cache)
-        if ttl is not None or bounds:
-            backend.configure(space, _milliseconds(ttl), _checked_bounds(bounds or {}))
+        validators = schema.element_validators(type(self))
+        if ttl is not None or bounds or validators:
+            backend.configure(space, _milliseconds(ttl), _checked_bounds(bounds or {}), validators)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Check a subclass's declared attributes (see :mod:`redis_memory.schema`)."""
+        super().__init_subclass__(**kwargs)
+        try:
+            names = schema.declared(cls)
+        except NameError:  # an annotation names a class defined later: checked on first use
+            return
+        for name in names:
+            check_name(name)
+            if name in RESERVED_NAMES or any(name in vars(base) for base in cls.__mro__):
+                raise TypeError(
+                    f"{cls.__name__}.{name}: a declared attribute can have no default and no name the class uses itself"
+                )
 
     @property
     def memory_id(self) -> str:
@@ -150,7 +165,7 @@ class Memory:
         rebound = getattr(value, "rebound_to", None)
         if rebound is not None and rebound(self._backend, self._space, name):
             return  # ``mem.x += ...`` / ``mem.x |= ...`` already wrote through: nothing to rewrite
-        self._backend.assign(self._space, name, value)
+        self._backend.assign(self._space, name, schema.validate(type(self), name, value))
 
     def __delattr__(self, name: str) -> None:
         """Delete stored attribute ``name``; ``AttributeError`` if it is not stored."""

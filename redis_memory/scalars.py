@@ -7,7 +7,8 @@ Every scalar is stored as one field of the object's hash, written so RediSearch 
     str  int  float  bool  none           the builtins
     datetime:naive                        a naive datetime (epoch seconds as if it were UTC)
     datetime:UTC / datetime:zone=<key> / datetime:offset=<seconds>
-                                          an aware datetime and its tzinfo
+                                          an aware datetime and its tzinfo (a zoneinfo key,
+                                          or any fixed offset; offset 0 reads back as UTC)
     date                                  epoch seconds of its midnight, UTC
     uuid  decimal  bytes (base64)  tuple (a JSON array)
     enum:<module>:<qualname>              an Enum member, stored as its JSON value
@@ -67,13 +68,11 @@ def _from_epoch_text(text: str) -> datetime:
 
 
 def _zone_parameter(zone: tzinfo) -> str:
-    if zone is UTC:
-        return "UTC"
     if isinstance(zone, zoneinfo.ZoneInfo):
         return f"zone={zone.key}"
-    if isinstance(zone, timezone):
-        offset = zone.utcoffset(None)
-        return f"offset={int(offset.total_seconds())}"
+    offset = zone.utcoffset(None)  # a fixed offset: timezone(...), pydantic's TzInfo, ...
+    if offset is not None:
+        return "UTC" if not offset else f"offset={int(offset.total_seconds())}"
     raise UnstorableValueError(
         f"cannot store a datetime whose tzinfo is {type(zone).__name__}: use timezone.utc, a "
         "fixed timezone(timedelta(...)) or a zoneinfo.ZoneInfo"

@@ -59,6 +59,9 @@ class RedisList(list[Any]):
         if current is not self:
             list.__init__(self, current)
 
+    def _checked(self, value: Any) -> Any:
+        return self._backend.validate_element(self._space, self._name, value)
+
     def _index(self, index: SupportsIndex) -> int:
         position = index.__index__()
         if position < 0:
@@ -80,14 +83,14 @@ class RedisList(list[Any]):
 
     def append(self, value: Any) -> None:
         """Append one element. RPUSH; O(1), one round trip, whatever the list's length."""
-        raw, element = codec.encode_element(value)
+        raw, element = codec.encode_element(self._checked(value))
         mirror = self._backend.push(self._space, self._name, [raw], [element])
         if mirror is not QUEUED and (mirror is None or mirror.value is not self):
             self.refresh()
 
     def extend(self, values: Iterable[Any]) -> None:
         """Append every element of ``values`` atomically. RPUSH; O(k), one round trip."""
-        raws, elements = codec.encode_elements(list(values))
+        raws, elements = codec.encode_elements([self._checked(value) for value in values])
         if not raws:
             return
         mirror = self._backend.push(self._space, self._name, raws, elements)
@@ -106,7 +109,7 @@ class RedisList(list[Any]):
         if position < 0:
             position = max(0, position + len(self))
         position = min(position, len(self))
-        raw, element = codec.encode_element(value)
+        raw, element = codec.encode_element(self._checked(value))
         self._write("insert", [str(position), raw], lambda target, reply: list.insert(target, position, element))
 
     # -- removing ----------------------------------------------------------------------------
@@ -162,11 +165,11 @@ class RedisList(list[Any]):
         """``lst[i] = v``: LSET if element ``i`` is still the one read; slices rewrite the list."""
         if isinstance(index, slice):
             items = list(self)
-            items[index] = list(value)
+            items[index] = [self._checked(item) for item in value]
             self._replace(items)
             return
         position = self._index(index)
-        raw, element = codec.encode_element(value)
+        raw, element = codec.encode_element(self._checked(value))
         expected = codec.dumps(self[position])
 
         def update(target: list[Any], reply: list[Any]) -> None:
