@@ -28,6 +28,28 @@ a list whose mirror is not valid, another client rewrites element 0 (LSET, untim
 library read, so the library must take the invalidation and run a real LRANGE; every such read
 is checked to return the new element 0.
 
+Two whole-object cases (fewer samples: ``--atomic-samples``, default 1,000):
+
+* ``3-write transaction``: ``with mem.transaction(): mem.state = "active";
+  mem.messages.append(msg); mem.incr("total_messages")`` against raw redis-py sending the same
+  three writes as one MULTI/EXEC pipeline (``pipeline(transaction=True)``: HSET, RPUSH of
+  ``json.dumps(msg)``, HINCRBY; one round trip). Both lists are held at 10 messages as above
+  (library ``pop()`` / LTRIM after each batch; the library's trim reads the list, so the first
+  transaction of each batch may find it mirrored); an information row does the same at 1,000.
+* ``to_dict() of 20 attributes``: a conversation of 16 scalars (strings, int, float, bool, an
+  aware datetime, a UUID), an int counter (``incr``), a list of 10 messages, a dict and a set,
+  against raw redis-py reading the same data (a hash, a list, a RedisJSON document, a set) with
+  HGETALL + LRANGE + JSON.GET + SMEMBERS in one non-transactional pipeline, then decoding it
+  to the same Python values. Every sample of both sides is checked to equal the stored values.
+
+redis-py pipelines always take a connection from the client's pool (``single_connection_client``
+does not apply to them), so for these two cases ``raw`` and ``pool`` run the same code.
+
+Both whole-object cases are also checked not by timing but by the server's own counts
+(``INFO commandstats``): after a warm-up that loads the scripts, each of several consecutive
+transactions, and each of several ``to_dict()`` calls, must run exactly one EVALSHA; for
+``to_dict()`` every other command counted must be one that ``snapshot.lua`` itself calls.
+
 Run: ``make bench`` or ``.venv/bin/python bench/bench.py [--samples N]``. The exit code is 0
 whatever the figures are (it is a report), unless the benchmark itself fails.
 """
@@ -38,6 +60,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -46,6 +69,8 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +86,9 @@ READ_SIZE = 1_000
 APPEND_GROWTH_LIMIT = 1.2  # append at 10k within 1.2x of append at 0
 RAW_RATIO_LIMIT = 1.5  # append, set and get within 1.5x of raw redis-py
 SIDES = ("lib", "raw", "pool")
+TRANSACTION_HISTORIES = (10, 1_000)  # the first is the checked row; the second is information
+ROUND_TRIP_CALLS = 5  # consecutive calls checked by INFO commandstats, after a warm-up
+CONVERSATION_MESSAGES = 10
 
 # The original package (redis-memory 0.4.3), from the design brief.
 ORIGINAL_FIGURES = (
@@ -198,6 +226,96 @@ def fill(client: redis.Redis, key: str, size: int) -> None:
         client.rpush(key, *(encode(message(i)) for i in range(first, min(size, first + 1000))))
 
 
+def command_calls(client: redis.Redis) -> dict[str, int]:
+    """Calls per command so far (INFO commandstats; commands run inside scripts included)."""
+    stats = client.info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(stat["calls"]) for name, stat in stats.items()}
+
+
+def command_delta(client: redis.Redis, action: Callable[[], object]) -> dict[str, int]:
+    """The commands the server ran during ``action()``, but for the INFO that took the first count."""
+    before = command_calls(client)
+    action()
+    after = command_calls(client)
+    changed = {name: count - before.get(name, 0) for name, count in after.items()}
+    changed["info"] = changed.get("info", 0) - 1
+    return {name: count for name, count in changed.items() if count}
+
+
+def script_commands(path: str) -> set[str]:
+    """The commands a Lua script of the library calls (``redis.call('X', ...)``), as commandstats names them."""
+    source = resources.files("redis_memory").joinpath(path).read_text("utf-8")
+    return {name.lower() for name in re.findall(r"redis\.call\(\s*'([^']+)'", source)}
+
+
+def delta_text(delta: dict[str, int]) -> str:
+    """``evalsha 1, lrange 1, ...``: a command delta, EVALSHA first."""
+    ordered = sorted(delta.items(), key=lambda item: (item[0] != "evalsha", item[0]))
+    return ", ".join(f"{name} {count}" for name, count in ordered) or "nothing"
+
+
+# The 20-attribute conversation of the to_dict() case: 16 scalars, a counter and 3 collections.
+CONVERSATION_STRINGS = {
+    "state": "active",
+    "user_name": "Ada Lovelace",
+    "assistant_name": "helper",
+    "model": "gpt-4o-mini",
+    "language": "en",
+    "locale": "en_GB",
+    "channel": "web",
+    "topic": "deployment plan",
+    "title": "Rolling out the new billing service",
+    "summary": "The user wants a staged rollout with a canary in one region first.",
+}
+CONVERSATION_SCALARS: dict[str, Any] = {
+    **CONVERSATION_STRINGS,
+    "priority": 2,
+    "max_tokens": 1024,
+    "temperature": 0.7,
+    "escalated": False,
+    "started_at": datetime(2024, 5, 1, 12, 30, 15, tzinfo=UTC),
+    "session_id": uuid.UUID("6f1c1d2e-3b4a-4c5d-8e9f-0a1b2c3d4e5f"),
+}
+CONVERSATION_COUNTER = 37  # total_messages, set with incr()
+CONVERSATION_CONTEXT = {"customer": {"id": 4711, "plan": "pro"}, "region": "eu-west-1", "open_tickets": [12, 19]}
+CONVERSATION_TAGS = {"billing", "deployment", "urgent"}
+
+
+def conversation_values() -> dict[str, Any]:
+    """The 20 attributes as Python values, as ``to_dict()`` must return them."""
+    values = {
+        **CONVERSATION_SCALARS,
+        "total_messages": CONVERSATION_COUNTER,
+        "messages": [message(i) for i in range(CONVERSATION_MESSAGES)],
+        "context": CONVERSATION_CONTEXT,
+        "tags": set(CONVERSATION_TAGS),
+    }
+    assert len(values) == 20
+    return values
+
+
+def _raw_field(value: object) -> str:
+    """How a raw redis-py user stores a scalar in a hash field."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+# How the raw side decodes each hash field (a raw user knows the schema).
+RAW_DECODERS: dict[bytes, Callable[[bytes], Any]] = {
+    **{name.encode(): bytes.decode for name in CONVERSATION_STRINGS},
+    b"priority": int,
+    b"max_tokens": int,
+    b"total_messages": int,
+    b"temperature": float,
+    b"escalated": lambda value: value == b"1",
+    b"started_at": lambda value: datetime.fromisoformat(value.decode()),
+    b"session_id": lambda value: uuid.UUID(value.decode()),
+}
+
+
 class Bench:
     """The cases, all on one server, under one fresh key prefix."""
 
@@ -213,9 +331,11 @@ class Bench:
             args.batch,
             args.warmup,
         )
+        self.atomic_samples = args.atomic_samples
         self.prefix = f"bench-{uuid.uuid4().hex[:10]}:"
         self.results: list[Result] = []
         self.stale_reads = 0
+        self.round_trips: list[tuple[bool, str, str]] = []  # (passed, check, detail)
 
     def close(self) -> None:
         """Close the raw clients."""
@@ -346,6 +466,143 @@ class Bench:
         mirrored = {"lib": Side(library_read), "raw": raw_side(self.raw, False), "pool": raw_side(self.pool, False)}
         self._measure({f"full read {READ_SIZE:,}, mirrored": mirrored}, self.read_samples, info=True)
 
+    def transactions(self) -> None:
+        """Three writes in ``mem.transaction()`` vs one MULTI/EXEC pipeline; then the round-trip check."""
+        for number, history in enumerate(TRANSACTION_HISTORIES):
+            sides, check = self._transaction_sides(history)
+            name = "3-write transaction" + (f", history {history:,}" if number else "")
+            self._measure({name: sides}, self.atomic_samples, info=number > 0)
+            check()
+        self._transaction_round_trips()
+
+    def _transaction_sides(self, history: int) -> tuple[dict[str, Side], Hook]:
+        mem = self.memory(f"tx-{history}")
+        mem.state = "new"
+        mem.messages = [message(i) for i in range(history)]
+        hash_key, list_key = self.raw_key(f"tx-{history}"), self.raw_key(f"tx-{history}:messages")
+        self.raw.hset(hash_key, "state", "new")
+        fill(self.raw, list_key, history)
+        msg = message(history)
+
+        def library_op() -> None:
+            with mem.transaction():
+                mem.state = "active"
+                mem.messages.append(msg)
+                mem.incr("total_messages")
+
+        def library_trim() -> None:
+            held = mem.messages
+            while len(held) > history:
+                held.pop()
+
+        def raw_side(client: redis.Redis) -> Side:
+            def op() -> None:
+                pipe = client.pipeline(transaction=True)
+                pipe.hset(hash_key, "state", "active")
+                pipe.rpush(list_key, json.dumps(msg, ensure_ascii=False, separators=(",", ":")))
+                pipe.hincrby(hash_key, "total_messages", 1)
+                pipe.execute()
+
+            def trim() -> None:
+                client.ltrim(list_key, 0, history - 1)
+
+            return Side(op, after_batch=trim)
+
+        def check() -> None:
+            if len(mem.messages) != history or self.raw.llen(list_key) != history:
+                raise AssertionError(f"transaction history {history} did not stay at its size")
+            if mem.state != "active" or not mem.total_messages > 0 or self.raw.hget(hash_key, "state") != b"active":
+                raise AssertionError("the transaction's writes were not stored")
+
+        sides = {"lib": Side(library_op, after_batch=library_trim), "raw": raw_side(self.raw)}
+        sides["pool"] = raw_side(self.pool)
+        return sides, check
+
+    def _transaction_round_trips(self) -> None:
+        """Each of several consecutive transactions, after a warm-up one, must run one EVALSHA."""
+        history = TRANSACTION_HISTORIES[0]
+        mem = self.memory("tx-round-trips")
+        mem.messages = [message(i) for i in range(history)]
+        msg = message(history)
+
+        def transaction() -> None:
+            with mem.transaction():
+                mem.state = "active"
+                mem.messages.append(msg)
+                mem.incr("total_messages")
+
+        transaction()  # warm-up: the batch script is loaded
+        deltas = [command_delta(self.writer, transaction) for _ in range(ROUND_TRIP_CALLS)]
+        counts = [delta.get("evalsha", 0) for delta in deltas]
+        if mem.total_messages != 1 + ROUND_TRIP_CALLS or len(mem.messages) != history + 1 + ROUND_TRIP_CALLS:
+            raise AssertionError("the checked transactions were not all applied")
+        self.round_trips.append(
+            (
+                all(count == 1 for count in counts),
+                f"3-write transaction costs one round trip: EVALSHA per transaction {counts} "
+                f"({ROUND_TRIP_CALLS} consecutive transactions after a warm-up one; must all be 1)",
+                f"server commands of the last one (scripts' inner commands included): {delta_text(deltas[-1])}",
+            )
+        )
+
+    def snapshots(self) -> None:
+        """``mem.to_dict()`` of 20 attributes vs one pipeline of HGETALL + LRANGE + JSON.GET + SMEMBERS."""
+        values = conversation_values()
+        mem = self.memory("snapshot")
+        for name, value in values.items():
+            if name != "total_messages":
+                setattr(mem, name, value)
+        mem.incr("total_messages", CONVERSATION_COUNTER)
+        hash_key = self.raw_key("snapshot")
+        list_key, doc_key, set_key = (f"{hash_key}:{name}" for name in ("messages", "context", "tags"))
+        fields = {name: _raw_field(value) for name, value in CONVERSATION_SCALARS.items()}
+        fields["total_messages"] = str(CONVERSATION_COUNTER)
+        self.raw.hset(hash_key, mapping=fields)  # type: ignore[arg-type]
+        fill(self.raw, list_key, CONVERSATION_MESSAGES)
+        self.raw.execute_command("JSON.SET", doc_key, "$", encode(CONVERSATION_CONTEXT))  # type: ignore[no-untyped-call]
+        self.raw.sadd(set_key, *CONVERSATION_TAGS)
+
+        def check(result: dict[str, Any]) -> None:
+            if result != values:
+                raise AssertionError(f"a snapshot differs from the stored values: {result!r}")
+
+        def raw_side(client: redis.Redis) -> Side:
+            def op() -> dict[str, Any]:
+                pipe = client.pipeline(transaction=False)
+                pipe.hgetall(hash_key)
+                pipe.lrange(list_key, 0, -1)
+                pipe.execute_command("JSON.GET", doc_key)  # type: ignore[no-untyped-call]
+                pipe.smembers(set_key)
+                scalars, items, document, members = pipe.execute()
+                result = {field.decode(): RAW_DECODERS[field](value) for field, value in scalars.items()}
+                result["messages"] = [json.loads(item) for item in items]
+                result["context"] = json.loads(document)
+                result["tags"] = {member.decode() for member in members}
+                return result
+
+            return Side(op, check=check)
+
+        sides = {"lib": Side(mem.to_dict, check=check), "raw": raw_side(self.raw), "pool": raw_side(self.pool)}
+        self._measure({"to_dict() of 20 attributes": sides}, self.atomic_samples)
+        self._snapshot_round_trips(mem)
+
+    def _snapshot_round_trips(self, mem: ConversationMemory) -> None:
+        """Each of several ``to_dict()`` calls must run one EVALSHA and only what ``snapshot.lua`` runs."""
+        mem.to_dict()  # warm-up: the snapshot script is loaded
+        inner = script_commands("lua/snapshot.lua")
+        deltas = [command_delta(self.writer, mem.to_dict) for _ in range(ROUND_TRIP_CALLS)]
+        counts = [delta.get("evalsha", 0) for delta in deltas]
+        others = sorted({name for delta in deltas for name in delta if name != "evalsha" and name not in inner})
+        self.round_trips.append(
+            (
+                all(count == 1 for count in counts) and not others,
+                f"to_dict() of 20 attributes costs one round trip: EVALSHA per call {counts} "
+                f"({ROUND_TRIP_CALLS} calls after a warm-up one; must all be 1); commands other than "
+                f"EVALSHA and those snapshot.lua calls: {', '.join(others) or 'none'}",
+                f"server commands of the last one (scripts' inner commands included): {delta_text(deltas[-1])}",
+            )
+        )
+
 
 def print_table(results: list[Result]) -> None:
     """The results table (microseconds)."""
@@ -403,6 +660,10 @@ def report(bench: Bench, server_version: str) -> None:
     out("  raw  = redis.Redis(unix_socket_path=..., single_connection_client=True): RESP2, one connection\n")
     out("  pool = redis.Redis(unix_socket_path=...) defaults: RESP2, connection pool (information only)\n")
     out("  commands: append RPUSH json.dumps(msg); set HSET; get HGET; full read LRANGE 0 -1 + json.loads each\n")
+    out(
+        f"  {bench.atomic_samples} samples per side for the transaction and to_dict() cases; transaction: "
+        "MULTI HSET RPUSH HINCRBY EXEC pipelined; to_dict(): HGETALL LRANGE JSON.GET SMEMBERS pipelined + decoding\n"
+    )
     out("  paired = median over rounds of (lib batch median / raw batch median)\n\n")
     print_table(bench.results)
     if bench.stale_reads:
@@ -432,6 +693,17 @@ def report(bench: Bench, server_version: str) -> None:
             )
         )
 
+    out("\none round trip (counted by the server, INFO commandstats, not timed)\n")
+    for passed, text, detail in bench.round_trips:
+        out(check_line(passed, text))
+        out(f"         {detail}\n")
+    for name in ("3-write transaction", "to_dict() of 20 attributes"):
+        result = by_name[name]
+        out(
+            f"  {name} vs raw redis-py in one pipelined round trip: {result.median('lib'):.1f} / "
+            f"{result.median('raw'):.1f} us = {result.ratio():.2f}x (paired {result.paired_ratio:.2f}x)\n"
+        )
+
     out("\nfor context: the original package (redis-memory 0.4.3), from DESIGN.md (loopback TCP Redis)\n")
     for workload, original, raw_figure in ORIGINAL_FIGURES:
         out(f"  {workload}: {original}; raw redis-py {raw_figure}\n")
@@ -456,6 +728,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--samples", type=int, default=3000, help="samples per side per case (default 3000)")
     parser.add_argument("--read-samples", type=int, default=2000, help="samples per side, full reads (default 2000)")
+    parser.add_argument(
+        "--atomic-samples", type=int, default=1000, help="samples per side, transaction and to_dict (default 1000)"
+    )
     parser.add_argument("--batch", type=int, default=10, help="samples per batch (default 10)")
     parser.add_argument("--warmup", type=int, default=300, help="warm-up samples per side per case (default 300)")
     args = parser.parse_args(argv)
@@ -471,6 +746,8 @@ def main(argv: list[str] | None = None) -> int:
             bench.appends()
             bench.scalars()
             bench.full_read()
+            bench.transactions()
+            bench.snapshots()
             report(bench, version)
         finally:
             config.reset()

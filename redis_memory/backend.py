@@ -155,12 +155,17 @@ class Backend(Core):
                 return RedisConnectionError(f"cannot reach Redis at {self.label}: {exc}")
         return public_error(exc)
 
-    def drive(self, op: Op[T]) -> T:
-        """Run a core operation to its end on the tracked connection, under the lock."""
+    def drive(self, op: Op[T], *, drain: bool = True) -> T:
+        """Run a core operation to its end on the tracked connection, under the lock.
+
+        ``drain=False`` skips the poll for pending invalidations before the first request
+        (invalidations that arrive before a reply are handled while reading it anyway).
+        """
         with self._lock:
             try:
                 self._ensure()
-                self._drain()
+                if drain:
+                    self._drain()
             except (redis.exceptions.RedisError, OSError) as exc:
                 raise self._translated(exc) from exc
             reply: Any = None
@@ -207,7 +212,14 @@ class Backend(Core):
     # -- the operations, for the sync API (see redis_memory.core for what each does) -------------
 
     def read(self, space: KeySpace, name: str, cached: bool = True) -> tuple[str, Any] | None:
-        """See :meth:`Core.g_read`."""
+        """See :meth:`Core.g_read` (a valid mirror is served without starting an operation)."""
+        if cached and self._mirrors:
+            with self._lock:
+                if self._client is not None and self._pid == os.getpid():
+                    self._drain()
+                    mirror = self._mirror(space.collection_key(name))
+                    if mirror is not None:
+                        return mirror.kind, mirror
         return self.drive(self.g_read(space, name, cached))
 
     def assign(self, space: KeySpace, name: str, value: object) -> None:
@@ -239,8 +251,8 @@ class Backend(Core):
         return self.drive(self.g_snapshot(space))
 
     def push(self, space: KeySpace, name: str, raws: list[str], elements: list[Any]) -> Mirror | None:
-        """See :meth:`Core.g_push`."""
-        return self.drive(self.g_push(space, name, raws, elements))
+        """See :meth:`Core.g_push` (no poll first: appending follows a read that polled)."""
+        return self.drive(self.g_push(space, name, raws, elements), drain=False)
 
     def list_op(
         self, space: KeySpace, name: str, op: str, args: Sequence[str], update: Callable[[list[Any], list[Any]], None]
