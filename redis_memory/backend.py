@@ -29,7 +29,18 @@ import redis
 import redis.exceptions
 
 from redis_memory import codec
-from redis_memory.core import Command, Core, Mirror, Op, ProxyFactory, Request, public_error, script_table, text
+from redis_memory.core import (
+    Command,
+    Core,
+    Mirror,
+    Op,
+    ProxyFactory,
+    Request,
+    advance,
+    public_error,
+    script_table,
+    text,
+)
 from redis_memory.docops import DocOp
 from redis_memory.errors import RedisConnectionError, translate
 from redis_memory.keys import KeySpace
@@ -171,14 +182,13 @@ class Backend(Core):
             reply: Any = None
             error: Exception | None = None
             while True:
-                try:
-                    request = op.send(reply) if error is None else op.throw(error)
-                except StopIteration as stop:
-                    result: T = stop.value
+                done, value = advance(op, reply, error)
+                if done:
+                    result: T = value
                     return result
                 reply, error = None, None
                 try:
-                    reply = self._execute(request)
+                    reply = self._execute(value)
                 except (redis.exceptions.RedisError, OSError) as exc:
                     error = self._translated(exc)
                     error.__cause__ = exc

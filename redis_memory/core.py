@@ -95,6 +95,15 @@ Request: TypeAlias = Script | Command
 Op: TypeAlias = Generator[Request, Any, T]
 
 
+def advance(op: Op[Any], reply: Any, error: Exception | None) -> tuple[bool, Any]:
+    """Step a running operation with the last reply (or error): ``(False, next request)``,
+    or ``(True, result)`` once it has finished. The drivers' loops are built on it."""
+    try:
+        return False, (op.send(reply) if error is None else op.throw(error))
+    except StopIteration as stop:
+        return True, stop.value
+
+
 class _Queued:
     """The reply of a change queued in a transaction (sent when the transaction commits)."""
 
@@ -569,17 +578,22 @@ class Core:
             raise
         if reply is QUEUED:
             return reply, None
+        return reply, self._changed(key, lambda items: update(items, reply), int(reply[0]))
+
+    def _changed(self, key: str, change: Callable[[Any], None], size: int) -> Mirror | None:
+        """Apply a change Redis acknowledged to the key's valid mirror, if any; ``size`` is the
+        collection's size Redis reported after it. A mirror that disagrees is dropped, never
+        trusted. Returns the mirror if still valid."""
         mirror = self._mirrors.get(key)
-        if mirror is not None and not mirror.intact():
-            del self._mirrors[key]
-            mirror = None
-        if mirror is not None:
-            update(mirror.value, reply)
+        if mirror is None:
+            return None
+        if mirror.intact():
+            change(mirror.value)
             mirror.seal()
-            if len(mirror.value) != int(reply[0]):  # defensive: never keep a wrong mirror
-                del self._mirrors[key]
-                mirror = None
-        return reply, mirror
+            if len(mirror.value) == size:
+                return mirror
+        del self._mirrors[key]
+        return None
 
     def g_set_op(self, space: KeySpace, name: str, op: str, members: Sequence[str]) -> Op[tuple[Any, Mirror | None]]:
         """Run one ``ops/set.lua`` change (SADD / SREM / SPOP / DEL, then SCARD); one EVALSHA.
@@ -594,24 +608,19 @@ class Core:
             raise
         if reply is QUEUED:
             return reply, None
-        mirror = self._mirrors.get(key)
-        if mirror is not None and not mirror.intact():
-            del self._mirrors[key]
-            mirror = None
-        if mirror is not None:
+
+        def change(items: set[Any]) -> None:
             if op == "add":
-                set.update(mirror.value, (codec.loads(member) for member in members))
+                set.update(items, (codec.loads(member) for member in members))
             elif op in ("remove", "discard"):
-                set.difference_update(mirror.value, (codec.loads(member) for member in members))
+                set.difference_update(items, (codec.loads(member) for member in members))
             elif op == "pop":
-                set.discard(mirror.value, codec.loads(reply[1]))
+                set.discard(items, codec.loads(reply[1]))
             else:
-                set.clear(mirror.value)
-            mirror.seal()
-            if len(mirror.value) != int(reply[0]):  # e.g. 1 and True: distinct in Redis, equal here
-                del self._mirrors[key]
-                mirror = None
-        return reply, mirror
+                set.clear(items)
+
+        # a size that disagrees can also mean 1 and True: distinct in Redis, equal here
+        return reply, self._changed(key, change, int(reply[0]))
 
     # -- dicts ----------------------------------------------------------------------------------------
 

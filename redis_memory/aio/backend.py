@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import redis.asyncio
 import redis.exceptions
 
-from redis_memory.core import Command, Core, Op, Request, public_error, script_table
+from redis_memory.core import Command, Core, Op, Request, advance, public_error, script_table
 from redis_memory.errors import RedisConnectionError
 
 T = TypeVar("T")
@@ -59,14 +59,13 @@ class AsyncBackend(Core):
         reply: Any = None
         error: Exception | None = None
         while True:
-            try:
-                request = op.send(reply) if error is None else op.throw(error)
-            except StopIteration as stop:
-                result: T = stop.value
+            done, value = advance(op, reply, error)
+            if done:
+                result: T = value
                 return result
             reply, error = None, None
             try:
-                reply = await self._execute(request)
+                reply = await self._execute(value)
             except redis.exceptions.RedisError as exc:
                 error = public_error(exc)
                 error.__cause__ = exc

@@ -37,6 +37,14 @@ local function each_chunk(command, key, items, first, last)
   return total
 end
 
+-- Keep only the last `bound` elements of a list (0: no bound).
+local function trim_to(key, bound)
+  bound = tonumber(bound)
+  if bound > 0 then
+    redis.call('LTRIM', key, -bound, -1)
+  end
+end
+
 -- The collection key of attribute `name`, as keys.py builds it (percent-encoding).
 local function collection_key(hash, name)
   return hash .. ':' .. (string.gsub(name, '[^%w_%.%-]', function(c)

@@ -19,10 +19,7 @@ OPS.assign = {
     redis.call('HSET', hash, a[2], a[3])
     if structure == 'list' then
       each_chunk('RPUSH', key, a, 7, #a)
-      local bound = tonumber(a[6])
-      if bound > 0 then
-        redis.call('LTRIM', key, -bound, -1)
-      end
+      trim_to(key, a[6])
       return redis.call('LLEN', key)
     end
     if structure == 'set' then

@@ -85,8 +85,8 @@ OPS.list = {
         redis.call('LTRIM', key, -keep, -1)
       end
     end
-    if bound > 0 and (op == 'insert' or op == 'replace') then
-      redis.call('LTRIM', key, -bound, -1)
+    if op == 'insert' or op == 'replace' then
+      trim_to(key, bound)
     end
     return {redis.call('LLEN', key), value or false}
   end,

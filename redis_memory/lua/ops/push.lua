@@ -7,10 +7,7 @@ OPS.push = {
   end,
   apply = function(hash, key, a)
     each_chunk('RPUSH', key, a, 3, #a)
-    local bound = tonumber(a[2])
-    if bound > 0 then
-      redis.call('LTRIM', key, -bound, -1)
-    end
+    trim_to(key, a[2])
     return redis.call('LLEN', key)
   end,
 }
