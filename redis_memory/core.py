@@ -45,7 +45,7 @@ from redis_memory.keys import KeySpace, kind_field, parse_kind_field
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-_READ_SCRIPTS = ("get", "snapshot")
+_STANDALONE = ("get", "snapshot", "push")  # push.lua: the lean hot path of ops/push.lua
 _OPS = ("assign", "delete", "push", "list", "set", "doc", "doc_cas", "incr", "cas", "clear")
 # Changes whose reply a caller needs at once: they cannot be queued in a transaction.
 _NEEDS_REPLY = {"list": {"popright", "popleft", "delete"}, "set": {"pop"}}
@@ -165,7 +165,7 @@ def script_table() -> dict[str, tuple[str, str]]:
     def read(path: str) -> str:
         return folder.joinpath(path).read_text("utf-8")
 
-    sources = {name: read(f"{name}.lua") for name in _READ_SCRIPTS}
+    sources = {name: read(f"{name}.lua") for name in _STANDALONE}
     lib = read("lib.lua")
     ops = {name: read(f"ops/{name}.lua") for name in _OPS}
     for name, body in ops.items():
@@ -181,6 +181,7 @@ def text(value: bytes | str) -> str:
 
 @dataclass(eq=False)
 class _Transaction:
+    open: bool = True  # a task created inside the block keeps seeing it after the block ends
     queue: list[tuple[str, str, list[str]]] = field(default_factory=list)
     documents: dict[str, tuple[str, str, Any]] = field(default_factory=dict)  # key -> (name, sha1, doc)
 
@@ -212,7 +213,7 @@ class Core:
     def configure(
         self,
         space: KeySpace,
-        ttl_ms: int = 0,
+        ttl_ms: int | None = None,
         bounds: dict[str, int] | None = None,
         validators: dict[str, Callable[[Any], Any]] | None = None,
     ) -> None:
@@ -224,9 +225,9 @@ class Core:
         """
         for name, validator in (validators or {}).items():
             self._validators[(space.hash_key, name)] = validator
-        if ttl_ms > 0:
+        if ttl_ms is not None and ttl_ms > 0:
             self._ttls[space.hash_key] = ttl_ms
-        else:
+        elif ttl_ms is not None:
             self._ttls.pop(space.hash_key, None)
         for name, bound in (bounds or {}).items():
             self._bounds[(space.hash_key, name)] = bound
@@ -295,7 +296,8 @@ class Core:
 
     def _transaction(self, space: KeySpace) -> _Transaction | None:
         open_ones = _TRANSACTIONS.get()
-        return None if open_ones is None else open_ones.get((id(self), space.hash_key))
+        found = None if open_ones is None else open_ones.get((id(self), space.hash_key))
+        return found if found is not None and found.open else None
 
     def _op(self, name: str, space: KeySpace, key: str, args: Sequence[str]) -> Op[Any]:
         """Run write op ``lua/ops/<name>.lua`` on ``key`` (one EVALSHA), or queue it when a
@@ -308,7 +310,8 @@ class Core:
             return QUEUED
         ttl = self._ttls.get(space.hash_key, 0)
         sent = time.monotonic()
-        reply = yield Script(f"op:{name}", [space.hash_key, key], [str(ttl), *args])
+        script = "push" if name == "push" and not ttl else f"op:{name}"
+        reply = yield Script(script, [space.hash_key, key], [str(ttl), *args])
         if ttl:
             self._slide(space, sent + ttl / 1000)
         return reply
@@ -320,7 +323,8 @@ class Core:
         share their parent's table by reference, and must not see each other's transactions.
         """
         open_ones = dict(_TRANSACTIONS.get() or {})
-        if (id(self), space.hash_key) in open_ones:
+        found = open_ones.get((id(self), space.hash_key))
+        if found is not None and found.open:
             raise TransactionError("a transaction is already open on this memory here")
         open_ones[(id(self), space.hash_key)] = _Transaction()
         _TRANSACTIONS.set(open_ones)
@@ -330,6 +334,7 @@ class Core:
         RedisJSON become one compare-and-set each)."""
         open_ones = dict(_TRANSACTIONS.get() or {})
         transaction = open_ones.pop((id(self), space.hash_key))
+        transaction.open = False
         _TRANSACTIONS.set(open_ones)
         queue = transaction.queue
         for key, (name, expected, document) in transaction.documents.items():

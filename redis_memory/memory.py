@@ -27,7 +27,25 @@ from redis_memory.proxies.document import wrap
 
 # Names that methods of this or a coming release use; they cannot be stored attributes.
 RESERVED_NAMES = frozenset(
-    {"clear", "close", "count", "find", "get", "ids", "incr", "refresh", "set", "to_dict", "transaction"}
+    {
+        "aclose",
+        "clear",
+        "close",
+        "compare_and_set",
+        "count",
+        "delete",
+        "find",
+        "get",
+        "has",
+        "ids",
+        "incr",
+        "names",
+        "refresh",
+        "set",
+        "to_dict",
+        "transaction",
+        "wait_for_new",
+    }
 )
 
 
@@ -49,9 +67,9 @@ class Transaction:
         self.results: list[Any] = []
 
 
-def _milliseconds(ttl: timedelta | float | None) -> int:
+def _milliseconds(ttl: timedelta | float | None) -> int | None:
     if ttl is None:
-        return 0
+        return None
     seconds = ttl.total_seconds() if isinstance(ttl, timedelta) else ttl
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
         raise ValueError(f"ttl must be a positive timedelta or number of seconds, not {ttl!r}")

@@ -247,3 +247,20 @@ def test_names_and_assignment_rules(amemory) -> None:
             await mem.delete("never_stored")
 
     run(main)
+
+
+def test_a_task_that_outlives_a_transaction_writes_at_once(amemory) -> None:
+    async def main() -> None:
+        mem = amemory("late")
+
+        async def late() -> None:
+            await asyncio.sleep(0.1)
+            await mem.set("late", "written")  # the block has ended: not queued into it
+
+        async with mem.transaction():
+            await mem.set("a", 1)
+            task = asyncio.create_task(late())
+        await task
+        assert await mem.get("late") == "written" and await mem.get("a") == 1
+
+    run(main)

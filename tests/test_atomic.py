@@ -158,3 +158,26 @@ def test_to_dict_is_one_round_trip(memory: MemoryFactory, raw: redis.Redis) -> N
     assert type(snapshot["messages"]) is list and type(snapshot["context"]) is dict
     snapshot["messages"].append("local only")
     assert memory().messages == [{"role": "user"}]
+
+
+def test_clear_then_a_change_in_one_transaction_is_refused_whole(memory: MemoryFactory, raw: redis.Redis) -> None:
+    mem = memory()
+    mem.log = [1]
+    mem.state = "kept"
+    with pytest.raises(ConcurrentModificationError), mem.transaction():
+        mem.clear()
+        mem.log.append(2)  # the list is gone by then: the whole batch is refused
+    assert memory(cache=False).log == [1] and memory().state == "kept"
+    with mem.transaction():
+        mem.clear()
+        mem.log = [3]  # assigning after clearing is fine
+    assert memory(cache=False).to_dict() == {"log": [3]}
+
+
+def test_names_the_async_api_uses_cannot_be_stored(memory: MemoryFactory) -> None:
+    from redis_memory import ReservedNameError
+
+    mem = memory()
+    for name in ("names", "has", "delete", "aclose", "get", "set", "compare_and_set", "wait_for_new"):
+        with pytest.raises(ReservedNameError):
+            setattr(mem, name, 1)

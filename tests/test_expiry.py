@@ -101,3 +101,10 @@ def test_trim(open_memory) -> None:
     assert open_memory("trim", cache=False).messages == [] and hasattr(mem, "messages")
     with pytest.raises(ValueError):
         mem.messages.trim(last=-1)
+
+
+def test_a_later_memory_without_a_ttl_keeps_the_earlier_ttl(open_memory, raw: redis.Redis) -> None:
+    first = open_memory("kept", ttl=600)
+    open_memory("kept", max_messages=5)  # says nothing about expiry
+    first.state = "x"
+    assert 0 < raw.pttl(first._space.hash_key) <= 600_000

@@ -2,6 +2,11 @@
 -- a: nothing. Reply: the number of keys deleted.
 OPS.clear = {
   check = function(hash, key, a)
+    for _, field in ipairs(redis.call('HKEYS', hash)) do
+      if string.sub(field, 1, 6) == '_kind:' then
+        PENDING[field] = false
+      end
+    end
     return nil
   end,
   apply = function(hash, key, a)

@@ -1,0 +1,17 @@
+-- The hot path of mem.messages.append(): ops/push.lua as one lean script, for a single append
+-- to an object without expiry. Running the composed op:push means running lib.lua's chunk on
+-- every call, which doubles the server's time per append; ops/push.lua stays the definition
+-- (transactions and objects with a ttl use it) and tests/test_lua.py checks the two agree.
+-- KEYS[1] object hash, KEYS[2] the list; ARGV[1] expiry (always 0 here), ARGV[2] kind field,
+-- ARGV[3] bound (0: none), ARGV[4..] the elements. Reply: the new length (LLEN).
+if redis.call('HGET', KEYS[1], ARGV[2]) ~= 'list' then
+  return redis.error_reply('RMKIND the attribute was deleted or replaced by another writer')
+end
+for i = 4, #ARGV, 1000 do
+  redis.call('RPUSH', KEYS[2], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+end
+local bound = tonumber(ARGV[3])
+if bound > 0 then
+  redis.call('LTRIM', KEYS[2], -bound, -1)
+end
+return redis.call('LLEN', KEYS[2])
