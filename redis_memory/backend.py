@@ -197,6 +197,18 @@ class Backend(Core):
         """Run one raw command (for the library's own modules; users never need it)."""
         return self.drive(_command(args))
 
+    def execute_many(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """Run several raw commands in one round trip (pipelined; not atomic)."""
+        with self._lock:
+            try:
+                self._ensure()
+                self._drain()
+                connection = self._connection
+                connection.send_packed_command(connection.pack_commands(commands))
+                return [connection.read_response() for _ in commands]
+            except (redis.exceptions.RedisError, OSError) as exc:
+                raise self._translated(exc) from exc
+
     @property
     def json_module(self) -> bool:
         """True when the server has RedisJSON loaded (asked once, then remembered)."""

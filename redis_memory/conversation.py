@@ -42,6 +42,7 @@ class Conversation(ConversationMemory):
     context: dict[str, Any]
     state: str
     current_topic: str
+    summary: str
     intent_history: list[str]
     detected_intent: str
     confidence: float

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import redis
 
@@ -312,6 +312,73 @@ class ConversationMemory(Memory):
     def conversation_id(self) -> str:
         """The conversation's id."""
         return self._space.object_id
+
+    # -- queries (redis_memory.search) -------------------------------------------------------------
+
+    @classmethod
+    def find(
+        cls,
+        *,
+        sort_by: str | None = None,
+        limit: int | None = 10,
+        offset: int = 0,
+        url: str | None = None,
+        client: redis.Redis | None = None,
+        prefix: str | None = None,
+        **filters: object,
+    ) -> list[Self]:
+        """The conversations matching every keyword filter, as memory objects (nothing read).
+
+        ``find(state="active", last_activity__lt=cutoff, current_topic__in=["billing"],
+        sort_by="-last_activity", limit=20)``; operators ``__ne __in __gt __gte __lt __lte
+        __contains`` (see :mod:`redis_memory.search.filters`), on the fields the default
+        conversation schema indexes. One FT.SEARCH with RediSearch (the index is created on
+        first use); without it a SCAN of every object, with a warning. ``limit=None``: all.
+        Without ``sort_by`` the order is unspecified.
+        """
+        from redis_memory.search import api
+
+        return api.find(
+            cls, filters, sort_by=sort_by, limit=limit, offset=offset, url=url, client=client, prefix=prefix
+        )[1]
+
+    @classmethod
+    def count(
+        cls,
+        *,
+        url: str | None = None,
+        client: redis.Redis | None = None,
+        prefix: str | None = None,
+        **filters: object,
+    ) -> int:
+        """How many conversations match the filters (see :meth:`find`)."""
+        from redis_memory.search import api
+
+        return api.find(cls, filters, sort_by=None, limit=0, offset=0, url=url, client=client, prefix=prefix)[0]
+
+    @classmethod
+    def ids(cls, *, url: str | None = None, client: redis.Redis | None = None, prefix: str | None = None) -> list[str]:
+        """Every stored object's id under the prefix, sorted (SCAN, never KEYS)."""
+        from redis_memory.search import api
+
+        return api.ids(url, client, prefix)
+
+    @classmethod
+    def cleanup(
+        cls,
+        older_than: timedelta,
+        *,
+        field: str = "last_activity",
+        dry_run: bool = False,
+        url: str | None = None,
+        client: redis.Redis | None = None,
+        prefix: str | None = None,
+    ) -> list[str]:
+        """Delete every key of each conversation whose ``field`` (a stored datetime) is older
+        than ``older_than``; return their ids (``dry_run=True``: only return them)."""
+        from redis_memory.search import api
+
+        return api.cleanup(cls, older_than, field=field, dry_run=dry_run, url=url, client=client, prefix=prefix)
 
     def __repr__(self) -> str:
         return f"ConversationMemory(conversation_id={self._space.object_id!r})"

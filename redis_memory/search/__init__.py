@@ -1,0 +1,1 @@
+"""Querying conversations: filters, their RediSearch form, and the fallback without it."""

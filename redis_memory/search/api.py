@@ -1,0 +1,82 @@
+"""``ConversationMemory.find / count / ids / cleanup``: what the classmethods run."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import redis
+
+from redis_memory.config import backend_for, resolve_prefix
+from redis_memory.errors import InvalidNameError
+from redis_memory.keys import parse_hash_key
+from redis_memory.search.filters import check_tag_values, parse
+from redis_memory.search.index import conversation_index, object_keys, search
+
+M = TypeVar("M")
+
+
+def _connection(url: str | None, client: redis.Redis | None, prefix: str | None) -> tuple[Any, str]:
+    return backend_for(url=url, client=client), resolve_prefix(prefix)
+
+
+def find(
+    cls: type[M],
+    filters: Mapping[str, object],
+    *,
+    sort_by: str | None,
+    limit: int | None,
+    offset: int,
+    url: str | None,
+    client: redis.Redis | None,
+    prefix: str | None,
+) -> tuple[int, list[M]]:
+    """``(number of matches, the memories of this page)``, opened with the same settings."""
+    if limit is not None and (type(limit) is not int or limit < 0):
+        raise ValueError(f"limit must be an int >= 0 or None, not {limit!r}")
+    if type(offset) is not int or offset < 0:
+        raise ValueError(f"offset must be an int >= 0, not {offset!r}")
+    backend, resolved = _connection(url, client, prefix)
+    spec = conversation_index()
+    parsed = parse(filters, spec.fields)
+    check_tag_values(parsed)
+    total, ids = search(backend, resolved, parsed, sort_by=sort_by, offset=offset, limit=limit, spec=spec)
+    options: dict[str, Any] = {"prefix": resolved}
+    options.update({"client": client} if client is not None else {"url": url})
+    make: Any = cls
+    return total, [make(found, **options) for found in ids]
+
+
+def ids(url: str | None, client: redis.Redis | None, prefix: str | None) -> list[str]:
+    """Every object id under the prefix: SCAN, never KEYS; sorted."""
+    backend, resolved = _connection(url, client, prefix)
+    return sorted(
+        found for key in object_keys(backend, resolved) if (found := parse_hash_key(key, resolved)) is not None
+    )
+
+
+def cleanup(
+    cls: type[M],
+    older_than: timedelta,
+    *,
+    field: str,
+    dry_run: bool,
+    url: str | None,
+    client: redis.Redis | None,
+    prefix: str | None,
+) -> list[str]:
+    """Delete every conversation whose ``field`` (a datetime) is older than ``older_than``."""
+    if not isinstance(older_than, timedelta):
+        raise TypeError(f"older_than must be a timedelta, not {type(older_than).__name__}")
+    if conversation_index().fields.get(field) != "NUMERIC":
+        raise InvalidNameError(f"{field!r} is not an indexed datetime field")
+    cutoff = datetime.now(UTC) - older_than
+    _, found = find(
+        cls, {f"{field}__lt": cutoff}, sort_by=None, limit=None, offset=0, url=url, client=client, prefix=prefix
+    )
+    removed = [memory.memory_id for memory in found]  # type: ignore[attr-defined]
+    if not dry_run:
+        for memory in found:
+            memory.clear()  # type: ignore[attr-defined]
+    return removed

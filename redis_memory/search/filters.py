@@ -1,0 +1,197 @@
+"""Keyword filters: parsed once, then run by RediSearch or, without it, in Python.
+
+``find(state="active", last_activity__lt=cutoff, topic__contains="refund")``:
+
+    name=value            equal (TAG and NUMERIC fields; TAG values are compared without the
+                          spaces, tabs and newlines around them, as RediSearch indexes them)
+    name__ne=value        not equal
+    name__in=[a, b]       one of
+    name__gt / __gte / __lt / __lte=value     NUMERIC fields (numbers, datetimes, dates)
+    name__contains="w1 w2"                    TEXT fields: every word appears (any case)
+
+The indexed fields and their types come from a schema (``schemas/conversation.json``).
+Values are encoded as the hash stores them (``redis_memory.scalars``) and reach RediSearch
+as query parameters (TAG values) or escaped words (TEXT), so that no value can change the
+query's meaning.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from redis_memory import codec
+from redis_memory.errors import InvalidNameError, UnstorableValueError
+
+OPERATORS = ("eq", "ne", "in", "gt", "gte", "lt", "lte", "contains")
+_NUMERIC_OPERATORS = {"gt", "gte", "lt", "lte"}
+_WORD = re.compile(r"[^\W_]+|_+", re.UNICODE)
+# RediSearch trims these around a TAG value when it indexes it (not other whitespace)
+_TAG_TRIM = " \t\n\r\x0b\x0c"
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """One condition: ``field`` (its index type ``TAG``/``TEXT``/``NUMERIC``), ``op``, values
+    as the hash stores them (text), or, for ranges, a number."""
+
+    field: str
+    kind: str
+    op: str
+    values: tuple[str, ...]
+
+
+def as_tag(text: str) -> str:
+    """A hash field's text as RediSearch indexes it in a TAG field: up to its first NUL, with
+    spaces, tabs and newlines around it trimmed ('' is not indexed at all)."""
+    return text.split("\x00", 1)[0].strip(_TAG_TRIM)
+
+
+def words(text: str) -> list[str]:
+    """The words of a text as a TEXT field indexes them (lowercased; no stemming)."""
+    return [word for word in _WORD.findall(text.lower()) if word.strip("_")]
+
+
+def _stored(value: object) -> str:
+    """A filter value as the hash field holds it."""
+    try:
+        return codec.encode_scalar(value)[1]
+    except UnstorableValueError as exc:
+        raise UnstorableValueError(f"cannot filter on a {type(value).__name__}: {exc}") from exc
+
+
+def _number(value: object) -> float:
+    number = float(_stored(value)) if not isinstance(value, (int, float)) else float(value)
+    if math.isnan(number):
+        raise UnstorableValueError("cannot filter on NaN")
+    return number
+
+
+def parse(filters: Mapping[str, object], fields: Mapping[str, str]) -> list[Filter]:
+    """Parse keyword filters against the indexed ``fields`` (name -> TAG / TEXT / NUMERIC)."""
+    parsed = []
+    for key, value in filters.items():
+        name, _, op = key.partition("__")
+        op = op or "eq"
+        kind = fields.get(name)
+        if kind is None:
+            raise InvalidNameError(f"{name!r} is not an indexed field (indexed: {', '.join(sorted(fields))})")
+        if op not in OPERATORS:
+            raise InvalidNameError(f"unknown filter {key!r}: use one of __{', __'.join(OPERATORS[1:])}")
+        if op in _NUMERIC_OPERATORS and kind != "NUMERIC":
+            raise InvalidNameError(f"{key!r}: ranges need a NUMERIC field, {name!r} is {kind}")
+        if op == "contains" and kind != "TEXT":
+            raise InvalidNameError(f"{key!r}: __contains needs a TEXT field, {name!r} is {kind}")
+        if op in ("eq", "ne", "in") and kind == "TEXT":
+            raise InvalidNameError(f"{key!r}: TEXT fields are matched by words, use {name}__contains")
+        if op == "in":
+            if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+                raise UnstorableValueError(f"{key!r} takes a list of values")
+            values = tuple(_stored(item) for item in value)
+        elif op in _NUMERIC_OPERATORS or (kind == "NUMERIC" and op in ("eq", "ne")):
+            values = (repr(_number(value)),)
+        elif op == "contains":
+            if not isinstance(value, str):
+                raise UnstorableValueError(f"{key!r} takes text")
+            values = tuple(words(value))
+            if not values:
+                raise UnstorableValueError(f"{key!r}: {value!r} holds no word to search for")
+        else:
+            values = (_stored(value),)
+        if kind == "TAG":  # an empty tag is never indexed: drop it
+            values = tuple(tag for value in values if (tag := as_tag(value)))
+        parsed.append(Filter(name, kind, op, values))
+    return parsed
+
+
+def check_tag_values(filters: list[Filter]) -> None:
+    """Refuse TAG values holding the index's tag separator (RediSearch would split them)."""
+    for item in filters:
+        if item.kind == "TAG" and any("\x1f" in value for value in item.values):
+            raise UnstorableValueError(f"{item.field}: a TAG value cannot contain the character U+001F")
+
+
+# -- RediSearch ------------------------------------------------------------------------------
+
+
+def escape(text: str) -> str:
+    """Escape every character a RediSearch query could read as syntax (every ASCII character
+    but letters, digits and ``_``). Other characters are never syntax, and a backslash before
+    them would be taken literally. (Words of TEXT filters only hold letters, digits and ``_``.)"""
+    return "".join("\\" + char if char < "\x80" and not (char.isalnum() or char == "_") else char for char in text)
+
+
+def _numeric_range(op: str, number: float) -> str:
+    bound = repr(number)
+    return {
+        "gt": f"[({bound} +inf]",
+        "gte": f"[{bound} +inf]",
+        "lt": f"[-inf ({bound}]",
+        "lte": f"[-inf {bound}]",
+    }[op]
+
+
+def can_match(filters: list[Filter]) -> bool:
+    """False when a filter asks for a TAG among no values (nothing can match)."""
+    return all(item.values or item.op == "ne" for item in filters)
+
+
+def to_query(filters: list[Filter]) -> tuple[str, list[str]]:
+    """The RediSearch query (dialect 2) of the filters, all of which must hold (those that can
+    match: see :func:`can_match`), and its PARAMS: TAG values travel as parameters
+    (``@state:{$v0 | $v1}``), never inside the query text, so any character matches itself.
+    A ``__ne`` of no value holds for every object."""
+    terms = []
+    params: list[str] = []
+    for item in filters:
+        if not item.values:
+            continue
+        field = "@" + item.field
+        if item.op == "contains":
+            term = f"{field}:({' '.join(escape(word) for word in item.values)})"
+        elif item.kind == "NUMERIC" and item.op in ("eq", "ne"):
+            term = f"{field}:[{item.values[0]} {item.values[0]}]"
+        elif item.kind == "NUMERIC":
+            term = f"{field}:{_numeric_range(item.op, float(item.values[0]))}"
+        else:
+            names = []
+            for value in item.values:
+                names.append(f"$v{len(params) // 2}")
+                params += [names[-1][1:], value]
+            term = f"{field}:{{{' | '.join(names)}}}"
+        terms.append(f"-({term})" if item.op == "ne" else term)
+    return (" ".join(terms) if terms else "*"), params
+
+
+# -- without RediSearch --------------------------------------------------------------------------
+
+
+def matches(fields: Mapping[str, str | None], filters: list[Filter]) -> bool:
+    """Whether an object whose hash holds ``fields`` (name -> text, None if absent) passes,
+    with the same meaning as :func:`to_query` has in RediSearch."""
+    for item in filters:
+        text = fields.get(item.field)
+        if item.kind == "NUMERIC":
+            try:
+                number = float(text) if text is not None else None
+            except ValueError:
+                number = None
+            if item.op in ("eq", "ne"):
+                hit = number is not None and number == float(item.values[0])
+            elif number is None:
+                hit = False
+            else:
+                bound = float(item.values[0])
+                hit = {"gt": number > bound, "gte": number >= bound, "lt": number < bound, "lte": number <= bound}[
+                    item.op
+                ]
+        elif item.op == "contains":
+            hit = text is not None and set(item.values) <= set(words(text))
+        else:
+            tag = as_tag(text) if text is not None else ""
+            hit = tag != "" and tag in item.values
+        if hit == (item.op == "ne"):
+            return False
+    return True

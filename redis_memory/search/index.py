@@ -1,0 +1,238 @@
+"""The conversation index: created from ``schemas/conversation.json``, queried with FT.SEARCH,
+or, on a server without RediSearch, replaced by a SCAN over the objects' hashes.
+
+The index covers every object hash under a prefix (``FT.CREATE ... ON HASH PREFIX 1
+<prefix>{``): scalar attributes are hash fields stored index-friendly, so no copy is kept.
+Its name carries a digest of its definition (``<prefix>idx:conversation:<digest>``), so a
+changed schema gets a new index instead of a wrong one. TEXT fields are indexed without
+stemming and without stop words, so a word matches exactly that word in any case, the same
+rule the fallback applies. A hash whose NUMERIC field does not hold a number is not indexed
+by RediSearch, and the fallback skips it too.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import time
+import warnings
+from collections.abc import Generator
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from redis_memory.backend import Backend
+from redis_memory.core import Command
+from redis_memory.errors import ServerError
+from redis_memory.keys import parse_hash_key
+from redis_memory.search.filters import Filter, can_match, matches, to_query
+
+logger = logging.getLogger(__name__)
+
+TAG_SEPARATOR = "\x1f"  # a character no tag value is expected to hold: values are never split
+_SCAN_COUNT = 1000
+_FETCH_BATCH = 500
+_warned: set[str] = set()
+
+
+@dataclass(frozen=True, slots=True)
+class IndexSpec:
+    """The indexed fields of a schema: name -> TAG / TEXT / NUMERIC, and the sortable ones."""
+
+    fields: dict[str, str]
+    sortable: frozenset[str]
+
+    def create_args(self, name: str, prefix: str) -> list[str]:
+        """The FT.CREATE command, as a list of arguments."""
+        args = ["FT.CREATE", name, "ON", "HASH", "PREFIX", "1", prefix + "{", "STOPWORDS", "0", "SCHEMA"]
+        for field, kind in sorted(self.fields.items()):
+            args += [field, kind]
+            if kind == "TAG":
+                args += ["SEPARATOR", TAG_SEPARATOR, "CASESENSITIVE"]
+            elif kind == "TEXT":
+                args += ["NOSTEM"]
+            if field in self.sortable:
+                args += ["SORTABLE"]
+        return args
+
+    def name(self, prefix: str) -> str:
+        """The index's name under ``prefix``: a digest of its definition is part of it."""
+        digest = hashlib.sha1(json.dumps(self.create_args("", prefix)).encode()).hexdigest()[:10]
+        return f"{prefix}idx:conversation:{digest}"
+
+
+@functools.cache
+def conversation_index() -> IndexSpec:
+    """The index the default conversation schema declares (its fields with an ``index``)."""
+    text = resources.files("redis_memory").joinpath("schemas", "conversation.json").read_text("utf-8")
+    fields = json.loads(text)["fields"]
+    indexed = {name: field["index"] for name, field in fields.items() if "index" in field}
+    sortable = frozenset(name for name, field in fields.items() if field.get("sortable"))
+    return IndexSpec(indexed, sortable)
+
+
+def _search_module(backend: Backend) -> bool:
+    def probe() -> Generator[Command, Any, bool]:
+        try:
+            yield Command(("FT._LIST",))
+        except ServerError:
+            return False
+        return True
+
+    return backend.drive(probe())
+
+
+def _ensure_index(backend: Backend, spec: IndexSpec, prefix: str) -> str:
+    name = spec.name(prefix)
+    created: set[str] = backend.__dict__.setdefault("_indexes", set())
+    if name in created:
+        return name
+    try:
+        backend.execute("FT.INFO", name)
+    except ServerError:
+        try:
+            backend.execute(*spec.create_args(name, prefix))
+            logger.info("created RediSearch index %s", name)
+        except ServerError as exc:
+            if "already exists" not in str(exc).lower():
+                raise
+    _wait_until_indexed(backend, name)
+    created.add(name)
+    return name
+
+
+def _wait_until_indexed(backend: Backend, name: str, timeout: float = 60.0) -> None:
+    """A new index over existing data is built in the background: wait until it is done."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = backend.execute("FT.INFO", name)
+        if isinstance(info, list):
+            info = dict(zip(info[::2], info[1::2], strict=False))
+        indexing = info.get(b"indexing", info.get("indexing", 0))
+        if not int(indexing):
+            return
+        time.sleep(0.02)
+
+
+def _search_results(reply: Any) -> tuple[int, list[str]]:
+    """``(total, keys)`` of an FT.SEARCH ... NOCONTENT reply, RESP3 (a map) or RESP2 (a list)."""
+    if isinstance(reply, dict):
+        total: Any = reply.get(b"total_results", reply.get("total_results", 0))
+        results: Any = reply.get(b"results", reply.get("results", []))
+        keys = [item.get(b"id", item.get("id")) for item in results]
+    else:
+        total, keys = reply[0], list(reply[1:])
+    return int(total), [key.decode() if isinstance(key, bytes) else key for key in keys]
+
+
+def search(
+    backend: Backend,
+    prefix: str,
+    filters: list[Filter],
+    *,
+    sort_by: str | None = None,
+    offset: int = 0,
+    limit: int | None = 10,
+    spec: IndexSpec | None = None,
+) -> tuple[int, list[str]]:
+    """``(number of matches, ids of this page)``: FT.SEARCH when RediSearch is loaded, else a
+    SCAN of every object hash under ``prefix`` (with a warning, once per server)."""
+    spec = spec or conversation_index()
+    descending = bool(sort_by and sort_by.startswith("-"))
+    sort_field = sort_by.lstrip("-") if sort_by else None
+    if sort_field is not None and sort_field not in spec.fields:
+        raise ValueError(f"cannot sort by {sort_field!r}: not an indexed field")
+    if not can_match(filters):
+        return 0, []
+    if _search_module(backend):
+        name = _ensure_index(backend, spec, prefix)
+        query, params = to_query(filters)
+        args: list[Any] = ["FT.SEARCH", name, query, "NOCONTENT", "VERBATIM"]
+        if params:
+            args += ["PARAMS", str(len(params)), *params]
+        args += ["DIALECT", "2"]
+        if sort_field:
+            args += ["SORTBY", sort_field, "DESC" if descending else "ASC"]
+        args += ["LIMIT", str(offset), str(10_000 if limit is None else limit)]
+        total, keys = _search_results(backend.execute(*args))
+        return total, [found for key in keys if (found := parse_hash_key(key, prefix)) is not None]
+    if backend.label not in _warned:
+        _warned.add(backend.label)
+        warnings.warn(
+            f"RediSearch is not loaded on {backend.label}: find() and count() scan every object "
+            "(O(number of objects)); load the module for indexed queries",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return _scan_search(backend, prefix, spec, filters, sort_field, descending, offset, limit)
+
+
+def object_keys(backend: Backend, prefix: str) -> list[str]:
+    """Every object hash key under ``prefix``: SCAN MATCH <prefix>{* TYPE hash (never KEYS)."""
+    keys: list[str] = []
+    cursor = "0"
+    while True:
+        cursor_raw, batch = backend.execute(
+            "SCAN", cursor, "MATCH", prefix + "{*", "COUNT", _SCAN_COUNT, "TYPE", "hash"
+        )
+        cursor = cursor_raw.decode() if isinstance(cursor_raw, bytes) else str(cursor_raw)
+        keys += [key.decode() if isinstance(key, bytes) else key for key in batch]
+        if cursor == "0":
+            return sorted(key for key in keys if parse_hash_key(key, prefix) is not None)
+
+
+def _scan_search(
+    backend: Backend,
+    prefix: str,
+    spec: IndexSpec,
+    filters: list[Filter],
+    sort_field: str | None,
+    descending: bool,
+    offset: int,
+    limit: int | None,
+) -> tuple[int, list[str]]:
+    names = list(spec.fields)
+    keys = object_keys(backend, prefix)
+    found: list[tuple[Any, str]] = []
+    for start in range(0, len(keys), _FETCH_BATCH):
+        batch = keys[start : start + _FETCH_BATCH]
+        rows = backend.execute_many([("HMGET", key, *names) for key in batch])
+        for key, row in zip(batch, rows, strict=True):
+            fields = {
+                name: (value.decode() if isinstance(value, bytes) else value)
+                for name, value in zip(names, row, strict=True)
+            }
+            if not _indexable(fields, spec) or not matches(fields, filters):
+                continue
+            found.append(
+                (_sort_key(fields.get(sort_field) if sort_field else None, spec.fields.get(sort_field or "")), key)
+            )
+    if sort_field:
+        present = sorted((item for item in found if item[0] is not None), key=lambda item: item[0], reverse=descending)
+        found = present + [item for item in found if item[0] is None]
+    page = found[offset:] if limit is None else found[offset : offset + limit]
+    return len(found), [found_id for _, key in page if (found_id := parse_hash_key(key, prefix)) is not None]
+
+
+def _decoded(value: bytes | str | None) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _indexable(fields: dict[str, str | None], spec: IndexSpec) -> bool:
+    """RediSearch skips a hash whose NUMERIC field holds something that is not a number."""
+    for name, kind in spec.fields.items():
+        value = fields.get(name)
+        if kind == "NUMERIC" and value is not None:
+            try:
+                float(value)
+            except ValueError:
+                return False
+    return True
+
+
+def _sort_key(value: str | None, kind: str | None) -> Any:
+    if value is None:
+        return None
+    return float(value) if kind == "NUMERIC" else value
