@@ -209,11 +209,6 @@ class Backend(Core):
             except (redis.exceptions.RedisError, OSError) as exc:
                 raise self._translated(exc) from exc
 
-    @property
-    def json_module(self) -> bool:
-        """True when the server has RedisJSON loaded (asked once, then remembered)."""
-        return self.drive(self.g_json_flag()) == "1"
-
     @contextlib.contextmanager
     def transaction(self, space: KeySpace) -> Iterator[list[Any]]:
         """Queue this thread's writes to ``space`` and send them as one batch at the end.

@@ -14,7 +14,6 @@ object's sliding expiry and list bounds, and the writes queued by open transacti
 from __future__ import annotations
 
 import contextvars
-import copy
 import functools
 import hashlib
 import logging
@@ -29,7 +28,8 @@ from typing import Any, TypeAlias, TypeVar
 import redis.exceptions
 
 from redis_memory import codec
-from redis_memory.docops import DocOp, apply_ops
+from redis_memory.documents import QUEUED as QUEUED
+from redis_memory.documents import DocumentOps
 from redis_memory.errors import (
     ConcurrentModificationError,
     MissingIndexError,
@@ -49,8 +49,6 @@ _STANDALONE = ("get", "snapshot", "push")  # push.lua: the lean hot path of ops/
 _OPS = ("assign", "delete", "push", "list", "set", "doc", "doc_cas", "incr", "cas", "clear")
 # Changes whose reply a caller needs at once: they cannot be queued in a transaction.
 _NEEDS_REPLY = {"list": {"popright", "popleft", "delete"}, "set": {"pop"}}
-_DOC_NEEDS_REPLY = {"setnx", "pop", "arrpop"}
-_CAS_ATTEMPTS = 100
 
 # The error replies of our scripts: their first word is a code.
 SCRIPT_ERRORS: dict[str, Callable[[str], Exception]] = {
@@ -103,15 +101,6 @@ def advance(op: Op[Any], reply: Any, error: Exception | None) -> tuple[bool, Any
     except StopIteration as stop:
         return True, stop.value
 
-
-class _Queued:
-    """The reply of a change queued in a transaction (sent when the transaction commits)."""
-
-    def __repr__(self) -> str:
-        return "QUEUED"
-
-
-QUEUED: Any = _Queued()
 
 # Makes the object a list or set mirror holds and users receive: (core, space, name, items).
 ProxyFactory = Callable[["Core", KeySpace, str, Any], Any]
@@ -192,7 +181,7 @@ _TRANSACTIONS: contextvars.ContextVar[dict[tuple[int, str], _Transaction] | None
 )
 
 
-class Core:
+class Core(DocumentOps):
     """The operations (generators) and the state they share; see the module docstring."""
 
     mirroring = True
@@ -626,89 +615,3 @@ class Core:
 
         # a size that disagrees can also mean 1 and True: distinct in Redis, equal here
         return reply, self._changed(key, change, int(reply[0]))
-
-    # -- dicts ----------------------------------------------------------------------------------------
-
-    def g_doc_ops(self, space: KeySpace, name: str, ops: list[DocOp]) -> Op[list[Any]]:
-        """Apply path-level changes to dict attribute ``name``, all or none; return the results.
-
-        With RedisJSON: one EVALSHA of JSON.SET / JSON.DEL / JSON.ARRAPPEND ... at the changed
-        paths, O(size of the change). Without: the ops are applied to the stored text, which is
-        written back by compare-and-set (one EVALSHA, O(size of the document)), retried after a
-        re-read if another writer got there first. In a transaction, results are :data:`QUEUED`.
-        """
-        transaction = self._transaction(space)
-        if transaction is not None and any(op.op in _DOC_NEEDS_REPLY for op in ops):
-            raise TransactionError("this change returns a value from Redis: make it outside the transaction")
-        key = space.collection_key(name)
-        try:
-            if (yield from self.g_json_flag()) == "1":
-                return (yield from self._g_doc_ops_module(space, name, key, ops))
-            if transaction is not None:
-                return (yield from self._g_doc_ops_in_transaction(space, name, key, ops, transaction))
-            return (yield from self._g_doc_ops_cas(space, name, key, ops))
-        except ConcurrentModificationError:
-            self.forget(key)
-            raise
-
-    def _g_doc_ops_module(self, space: KeySpace, name: str, key: str, ops: list[DocOp]) -> Op[list[Any]]:
-        args = [kind_field(name), str(len(ops))]
-        for op in ops:
-            args.extend(op.script_args())
-        reply = yield from self._op("doc", space, key, args)
-        if reply is QUEUED:
-            return [QUEUED] * len(ops)
-        results: list[Any] = []
-        for op, raw in zip(ops, reply, strict=True):
-            if op.op in ("setnx", "pop"):
-                results.append(codec.loads(raw)[0])
-            elif op.op == "arrpop":
-                results.append(codec.loads(raw))
-            elif op.op in ("arrappend", "arrinsert"):
-                results.append(int(raw))
-            else:
-                results.append(None)
-        mirror = self._mirrors.get(key)
-        if mirror is not None:
-            try:
-                apply_ops(mirror.value, ops)
-            except Exception:  # the mirror disagrees: drop it rather than trust it
-                self._mirrors.pop(key, None)
-        return results
-
-    def _g_doc_ops_in_transaction(
-        self, space: KeySpace, name: str, key: str, ops: list[DocOp], transaction: _Transaction
-    ) -> Op[list[Any]]:
-        """Without RedisJSON, a transaction changes a working copy of each document; the copy
-        is written by one compare-and-set against the text first read, at commit."""
-        if key not in transaction.documents:
-            found = yield from self.g_read(space, name)
-            if found is None or found[0] != codec.DICT or found[1].raw is None:
-                raise ConcurrentModificationError("the attribute was deleted or replaced by another writer")
-            sha = hashlib.sha1(found[1].raw).hexdigest()
-            transaction.documents[key] = (name, sha, copy.deepcopy(found[1].value))
-        apply_ops(transaction.documents[key][2], ops)
-        return [QUEUED] * len(ops)
-
-    def _g_doc_ops_cas(self, space: KeySpace, name: str, key: str, ops: list[DocOp]) -> Op[list[Any]]:
-        for _attempt in range(_CAS_ATTEMPTS):
-            found = yield from self.g_read(space, name)
-            if found is None or found[0] != codec.DICT:
-                raise ConcurrentModificationError("the attribute was deleted or replaced by another writer")
-            mirror: Mirror = found[1]
-            assert mirror.raw is not None
-            document = copy.deepcopy(mirror.value)
-            results = apply_ops(document, ops)  # raises MissingKeyError etc. before any write
-            document_text = codec.dumps(document)
-            expected = hashlib.sha1(mirror.raw).hexdigest()
-            try:
-                yield from self._op("doc_cas", space, key, [kind_field(name), expected, document_text])
-            except ConcurrentModificationError as exc:
-                self.forget(key)
-                if "deleted or replaced" in str(exc):
-                    raise
-                continue
-            if self._mirrors.get(key) is mirror:
-                mirror.value, mirror.raw = document, document_text.encode()
-            return results
-        raise ConcurrentModificationError(f"dict attribute {name!r} kept changing; gave up after {_CAS_ATTEMPTS} tries")

@@ -200,15 +200,11 @@ def _scan_search(
         batch = keys[start : start + _FETCH_BATCH]
         rows = backend.execute_many([("HMGET", key, *names) for key in batch])
         for key, row in zip(batch, rows, strict=True):
-            fields = {
-                name: (value.decode() if isinstance(value, bytes) else value)
-                for name, value in zip(names, row, strict=True)
-            }
+            fields = {name: _decoded(value) for name, value in zip(names, row, strict=True)}
             if not _indexable(fields, spec) or not matches(fields, filters):
                 continue
-            found.append(
-                (_sort_key(fields.get(sort_field) if sort_field else None, spec.fields.get(sort_field or "")), key)
-            )
+            sort_value = fields.get(sort_field) if sort_field else None
+            found.append((_sort_key(sort_value, spec.fields.get(sort_field or "")), key))
     if sort_field:
         present = sorted((item for item in found if item[0] is not None), key=lambda item: item[0], reverse=descending)
         found = present + [item for item in found if item[0] is None]
