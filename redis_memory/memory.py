@@ -343,6 +343,26 @@ class ConversationMemory(Memory):
         )[1]
 
     @classmethod
+    def find_raw(
+        cls,
+        query: str,
+        *,
+        params: dict[str, str] | None = None,
+        limit: int = 10,
+        offset: int = 0,
+        url: str | None = None,
+        client: redis.Redis | None = None,
+        prefix: str | None = None,
+    ) -> list[Self]:
+        """The conversations a RediSearch query written by hand finds (dialect 2), on the
+        conversation index: ``find_raw("@state:{$s} @total_messages:[10 +inf]", params={"s":
+        "active"})``. Pass user values as ``params``, never inside ``query``. Needs RediSearch
+        (``ServerError`` without it)."""
+        from redis_memory.search import api
+
+        return api.find_raw(cls, query, params, limit=limit, offset=offset, url=url, client=client, prefix=prefix)
+
+    @classmethod
     def count(
         cls,
         *,

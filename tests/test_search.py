@@ -210,3 +210,19 @@ def test_a_seed_style_string_datetime_is_left_out_the_same_way(server: RedisProc
     ConversationMemory("text", url=server.url, prefix=prefix).last_activity = "2025-12-24T10:15:00"
     ConversationMemory("typed", url=server.url, prefix=prefix).last_activity = START
     assert [m.conversation_id for m in ConversationMemory.find(url=server.url, prefix=prefix, limit=None)] == ["typed"]
+
+
+def test_a_raw_query_with_parameters(
+    modules_server: RedisProcess, prefix: str, servers: dict[str, RedisProcess]
+) -> None:
+    from redis_memory import ServerError
+
+    for n in range(5):
+        mem = ConversationMemory(f"r{n}", url=modules_server.url, prefix=prefix)
+        mem.state, mem.total_messages = ("active" if n % 2 else "closed"), n
+    found = ConversationMemory.find_raw(
+        "@state:{$s} @total_messages:[2 +inf]", params={"s": "active"}, url=modules_server.url, prefix=prefix
+    )
+    assert [m.conversation_id for m in found] == ["r3"]
+    with pytest.raises(ServerError, match="needs RediSearch"):
+        ConversationMemory.find_raw("*", url=servers["plain"].url, prefix=prefix)

@@ -12,7 +12,7 @@ from redis_memory.config import backend_for, resolve_prefix
 from redis_memory.errors import InvalidNameError
 from redis_memory.keys import parse_hash_key
 from redis_memory.search.filters import check_tag_values, parse
-from redis_memory.search.index import conversation_index, object_keys, search
+from redis_memory.search.index import conversation_index, object_keys, raw_search, search
 
 M = TypeVar("M")
 
@@ -46,6 +46,26 @@ def find(
     options.update({"client": client} if client is not None else {"url": url})
     make: Any = cls
     return total, [make(found, **options) for found in ids]
+
+
+def find_raw(
+    cls: type[M],
+    query: str,
+    params: dict[str, str] | None,
+    *,
+    limit: int,
+    offset: int,
+    url: str | None,
+    client: redis.Redis | None,
+    prefix: str | None,
+) -> list[M]:
+    """The memories a hand-written RediSearch query finds (see ``search.index.raw_search``)."""
+    backend, resolved = _connection(url, client, prefix)
+    _, found_ids = raw_search(backend, resolved, query, params, offset=offset, limit=limit)
+    options: dict[str, Any] = {"prefix": resolved}
+    options.update({"client": client} if client is not None else {"url": url})
+    make: Any = cls
+    return [make(found, **options) for found in found_ids]
 
 
 def ids(url: str | None, client: redis.Redis | None, prefix: str | None) -> list[str]:

@@ -169,6 +169,32 @@ def search(
     return _scan_search(backend, prefix, spec, filters, sort_field, descending, offset, limit)
 
 
+def raw_search(
+    backend: Backend,
+    prefix: str,
+    query: str,
+    params: dict[str, str] | None = None,
+    *,
+    offset: int = 0,
+    limit: int = 10,
+    spec: IndexSpec | None = None,
+) -> tuple[int, list[str]]:
+    """``(number of matches, ids)`` of a RediSearch query written by hand (dialect 2), run on
+    the conversation index; ``params`` are its ``$name`` parameters. Needs RediSearch."""
+    spec = spec or conversation_index()
+    if not _search_module(backend):
+        raise ServerError(f"a raw query needs RediSearch, which is not loaded on {backend.label}")
+    name = _ensure_index(backend, spec, prefix)
+    args: list[Any] = ["FT.SEARCH", name, query, "NOCONTENT"]
+    if params:
+        args += ["PARAMS", str(2 * len(params))]
+        for key, value in params.items():
+            args += [key, value]
+    args += ["LIMIT", str(offset), str(limit), "DIALECT", "2"]
+    total, keys = _search_results(backend.execute(*args))
+    return total, [found for key in keys if (found := parse_hash_key(key, prefix)) is not None]
+
+
 def object_keys(backend: Backend, prefix: str) -> list[str]:
     """Every object hash key under ``prefix``: SCAN MATCH <prefix>{* TYPE hash (never KEYS)."""
     keys: list[str] = []
