@@ -226,3 +226,20 @@ def test_a_raw_query_with_parameters(
     assert [m.conversation_id for m in found] == ["r3"]
     with pytest.raises(ServerError, match="needs RediSearch"):
         ConversationMemory.find_raw("*", url=servers["plain"].url, prefix=prefix)
+
+
+def test_limit_none_returns_every_match_past_ten_thousand(modules_server: RedisProcess, prefix: str) -> None:
+    # FT.SEARCH stops at MAXSEARCHRESULTS (10,000): limit=None streams them all instead.
+    client = modules_server.client()
+    pipe = client.pipeline(transaction=False)
+    for n in range(10_050):
+        pipe.hset(f"{prefix}{{m{n}}}", mapping={"state": "bulk", "_kind:state": "str", "total_messages": n,
+                                                "_kind:total_messages": "int"})  # fmt: skip
+    pipe.execute()
+    found = ConversationMemory.find(url=modules_server.url, prefix=prefix, state="bulk", limit=None)
+    assert len(found) == 10_050
+    ordered = ConversationMemory.find(
+        url=modules_server.url, prefix=prefix, state="bulk", sort_by="-total_messages", limit=None, offset=5
+    )
+    assert [m.conversation_id for m in ordered[:2]] == ["m10044", "m10043"] and len(ordered) == 10_045
+    assert ConversationMemory.count(url=modules_server.url, prefix=prefix, state="bulk") == 10_050

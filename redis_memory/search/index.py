@@ -74,6 +74,11 @@ def conversation_index() -> IndexSpec:
 
 
 def _search_module(backend: Backend) -> bool:
+    """True when the server has RediSearch (asked once per backend, then remembered)."""
+    known: bool | None = backend.__dict__.get("_search_module")
+    if known is not None:
+        return known
+
     def probe() -> Generator[Command, Any, bool]:
         try:
             yield Command(("FT._LIST",))
@@ -81,7 +86,8 @@ def _search_module(backend: Backend) -> bool:
             return False
         return True
 
-    return backend.drive(probe())
+    found = backend.__dict__["_search_module"] = backend.drive(probe())
+    return found
 
 
 def _ensure_index(backend: Backend, spec: IndexSpec, prefix: str) -> str:
@@ -114,6 +120,40 @@ def _wait_until_indexed(backend: Backend, name: str, timeout: float = 60.0) -> N
         if not int(indexing):
             return
         time.sleep(0.02)
+
+
+def _aggregate_keys(
+    backend: Backend, name: str, query: str, params: list[str], sort_field: str | None, descending: bool
+) -> list[str]:
+    """Every matching key, in order: FT.AGGREGATE ... WITHCURSOR, read 1,000 at a time."""
+    args: list[Any] = ["FT.AGGREGATE", name, query, "VERBATIM", "LOAD", "1", "@__key"]
+    if sort_field:
+        args += ["SORTBY", "2", "@" + sort_field, "DESC" if descending else "ASC", "MAX", "1000000000"]
+    if params:
+        args += ["PARAMS", str(len(params)), *params]
+    args += ["WITHCURSOR", "COUNT", "1000", "DIALECT", "2"]
+    reply = backend.execute(*args)
+    keys: list[str] = []
+    while True:
+        rows, cursor = reply[0], int(reply[1])
+        keys += _aggregate_rows(rows)
+        if cursor == 0:
+            return keys
+        reply = backend.execute("FT.CURSOR", "READ", name, cursor, "COUNT", "1000")
+
+
+def _aggregate_rows(rows: Any) -> list[str]:
+    """The ``__key`` of each row of an FT.AGGREGATE reply, RESP3 (a map) or RESP2 (a list)."""
+    if isinstance(rows, dict):
+        results: Any = rows.get(b"results", rows.get("results", []))
+        found = [row.get(b"extra_attributes", row.get("extra_attributes", {})) for row in results]
+        keys = [item.get(b"__key", item.get("__key")) for item in found]
+    else:
+        keys = []
+        for row in rows[1:]:
+            pairs = dict(zip(row[::2], row[1::2], strict=False))
+            keys.append(pairs.get(b"__key", pairs.get("__key")))
+    return [key.decode() if isinstance(key, bytes) else key for key in keys if key is not None]
 
 
 def _search_results(reply: Any) -> tuple[int, list[str]]:
@@ -149,14 +189,18 @@ def search(
     if _search_module(backend):
         name = _ensure_index(backend, spec, prefix)
         query, params = to_query(filters)
-        args: list[Any] = ["FT.SEARCH", name, query, "NOCONTENT", "VERBATIM"]
-        if params:
-            args += ["PARAMS", str(len(params)), *params]
-        args += ["DIALECT", "2"]
-        if sort_field:
-            args += ["SORTBY", sort_field, "DESC" if descending else "ASC"]
-        args += ["LIMIT", str(offset), str(10_000 if limit is None else limit)]
-        total, keys = _search_results(backend.execute(*args))
+        if limit is None:  # FT.SEARCH returns at most MAXSEARCHRESULTS (10,000): stream them all
+            keys = _aggregate_keys(backend, name, query, params, sort_field, descending)
+            total, keys = len(keys), keys[offset:]
+        else:
+            args: list[Any] = ["FT.SEARCH", name, query, "NOCONTENT", "VERBATIM"]
+            if params:
+                args += ["PARAMS", str(len(params)), *params]
+            args += ["DIALECT", "2"]
+            if sort_field:
+                args += ["SORTBY", sort_field, "DESC" if descending else "ASC"]
+            args += ["LIMIT", str(offset), str(limit)]
+            total, keys = _search_results(backend.execute(*args))
         return total, [found for key in keys if (found := parse_hash_key(key, prefix)) is not None]
     if backend.label not in _warned:
         _warned.add(backend.label)
