@@ -330,8 +330,8 @@ class ConversationMemory(Memory):
         """The conversations matching every keyword filter, as memory objects (nothing read).
 
         ``find(state="active", last_activity__lt=cutoff, current_topic__in=["billing"],
-        sort_by="-last_activity", limit=20)``; operators ``__ne __in __gt __gte __lt __lte
-        __contains`` (see :mod:`redis_memory.search.filters`), on the fields the default
+        sort_by="-last_activity", limit=20)``; operators ``__ne __in __startswith __gt __gte __lt
+        __lte __contains`` (see :mod:`redis_memory.search.filters`), on the fields the default
         conversation schema indexes. One FT.SEARCH with RediSearch (the index is created on
         first use); without it a SCAN of every object, with a warning. ``limit=None``: all.
         Without ``sort_by`` the order is unspecified.

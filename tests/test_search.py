@@ -89,6 +89,11 @@ def test_every_filter_kind(people: list[dict[str, Any]], find: Find) -> None:
         ({"summary__contains": "INVOICE 7"}, lambda r: {"invoice", "7"} <= set(words(r["summary"]))),
         ({"summary__contains": "refunds"}, lambda r: False),  # no stemming: words match exactly
         ({"user_name": "nobody"}, lambda r: False),
+        ({"current_topic__startswith": "bill"}, lambda r: r["current_topic"].startswith("bill")),
+        ({"current_topic__startswith": "refunds &"}, lambda r: r["current_topic"].startswith("refunds &")),
+        ({"user_name__startswith": "user1", "state__ne": "closed"},
+         lambda r: r["user_name"].startswith("user1") and r["state"] != "closed"),
+        ({"user_name__startswith": "zzz"}, lambda r: False),
         ({}, lambda r: True),
     ]  # fmt: skip
     for filters, keep in cases:
@@ -168,6 +173,13 @@ def test_any_value_matches_literally(server: RedisProcess, quiet: None, values: 
             for mem in ConversationMemory.find(url=server.url, prefix=prefix, state=value, limit=None)
         }
         assert found == expected, (value, escape(value))
+        for cut in range(len(tag(value)) + 1):
+            start = tag(value)[:cut]
+            starting = {
+                key for key, stored_value in stored.items() if tag(stored_value) and tag(stored_value).startswith(start)
+            }
+            by_prefix = ConversationMemory.find(url=server.url, prefix=prefix, state__startswith=start, limit=None)
+            assert {mem.conversation_id for mem in by_prefix} == starting, (value, start)
         others = {
             mem.conversation_id
             for mem in ConversationMemory.find(url=server.url, prefix=prefix, state__ne=value, limit=None)

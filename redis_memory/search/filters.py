@@ -8,6 +8,7 @@
     name__in=[a, b]       one of
     name__gt / __gte / __lt / __lte=value     NUMERIC fields (numbers, datetimes, dates)
     name__contains="w1 w2"                    TEXT fields: every word appears (any case)
+    name__startswith="bill"                   TAG fields: the value starts with this text
 
 The indexed fields and their types come from a schema (``schemas/conversation.json``).
 Values are encoded as the hash stores them (``redis_memory.scalars``) and reach RediSearch
@@ -19,13 +20,13 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from redis_memory import codec
 from redis_memory.errors import InvalidNameError, UnstorableValueError
 
-OPERATORS = ("eq", "ne", "in", "gt", "gte", "lt", "lte", "contains")
+OPERATORS = ("eq", "ne", "in", "gt", "gte", "lt", "lte", "contains", "startswith")
 _NUMERIC_OPERATORS = {"gt", "gte", "lt", "lte"}
 _WORD = re.compile(r"[^\W_]+|_+", re.UNICODE)
 # RediSearch trims these around a TAG value when it indexes it (not other whitespace)
@@ -82,6 +83,8 @@ def parse(filters: Mapping[str, object], fields: Mapping[str, str]) -> list[Filt
             raise InvalidNameError(f"unknown filter {key!r}: use one of __{', __'.join(OPERATORS[1:])}")
         if op in _NUMERIC_OPERATORS and kind != "NUMERIC":
             raise InvalidNameError(f"{key!r}: ranges need a NUMERIC field, {name!r} is {kind}")
+        if op == "startswith" and kind != "TAG":
+            raise InvalidNameError(f"{key!r}: __startswith needs a TAG field, {name!r} is {kind}")
         if op == "contains" and kind != "TEXT":
             raise InvalidNameError(f"{key!r}: __contains needs a TEXT field, {name!r} is {kind}")
         if op in ("eq", "ne", "in") and kind == "TEXT":
@@ -100,10 +103,27 @@ def parse(filters: Mapping[str, object], fields: Mapping[str, str]) -> list[Filt
                 raise UnstorableValueError(f"{key!r}: {value!r} holds no word to search for")
         else:
             values = (_stored(value),)
-        if kind == "TAG":  # an empty tag is never indexed: drop it
+        if op == "startswith":
+            if not isinstance(value, str):
+                raise UnstorableValueError(f"{key!r} takes text")
+            values = (value.split("\x00", 1)[0].lstrip(_TAG_TRIM),)
+        elif kind == "TAG":  # an empty tag is never indexed: drop it
             values = tuple(tag for value in values if (tag := as_tag(value)))
         parsed.append(Filter(name, kind, op, values))
     return parsed
+
+
+def with_prefixes_resolved(filters: list[Filter], values_of: Callable[[str], list[str]]) -> list[Filter]:
+    """Turn each ``__startswith`` into an ``__in`` of the field's indexed values that start with
+    it (``values_of(field)``: FT.TAGVALS), exact whatever the number of values, where a
+    RediSearch prefix query expands to at most MAXPREFIXEXPANSIONS of them."""
+    resolved = []
+    for item in filters:
+        if item.op == "startswith":
+            found = tuple(value for value in values_of(item.field) if value.startswith(item.values[0]))
+            item = Filter(item.field, item.kind, "in", found)
+        resolved.append(item)
+    return resolved
 
 
 def check_tag_values(filters: list[Filter]) -> None:
@@ -159,7 +179,8 @@ def to_query(filters: list[Filter]) -> tuple[str, list[str]]:
             names = []
             for value in item.values:
                 names.append(f"$v{len(params) // 2}")
-                params += [names[-1][1:], value]
+                # RediSearch still reads a backslash in a TAG parameter as an escape: double it
+                params += [names[-1][1:], value.replace("\\", "\\\\")]
             term = f"{field}:{{{' | '.join(names)}}}"
         terms.append(f"-({term})" if item.op == "ne" else term)
     return (" ".join(terms) if terms else "*"), params
@@ -189,6 +210,9 @@ def matches(fields: Mapping[str, str | None], filters: list[Filter]) -> bool:
                 ]
         elif item.op == "contains":
             hit = text is not None and set(item.values) <= set(words(text))
+        elif item.op == "startswith":
+            tag = as_tag(text) if text is not None else ""
+            hit = tag != "" and tag.startswith(item.values[0])
         else:
             tag = as_tag(text) if text is not None else ""
             hit = tag != "" and tag in item.values

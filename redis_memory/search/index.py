@@ -27,7 +27,7 @@ from redis_memory.backend import Backend
 from redis_memory.core import Command
 from redis_memory.errors import ServerError
 from redis_memory.keys import parse_hash_key
-from redis_memory.search.filters import Filter, can_match, matches, to_query
+from redis_memory.search.filters import Filter, can_match, matches, to_query, with_prefixes_resolved
 
 logger = logging.getLogger(__name__)
 
@@ -188,6 +188,13 @@ def search(
         return 0, []
     if _search_module(backend):
         name = _ensure_index(backend, spec, prefix)
+
+        def values_of(field: str) -> list[str]:
+            return [_decoded(value) or "" for value in backend.execute("FT.TAGVALS", name, field)]
+
+        filters = with_prefixes_resolved(filters, values_of)
+        if not can_match(filters):
+            return 0, []
         query, params = to_query(filters)
         if limit is None:  # FT.SEARCH returns at most MAXSEARCHRESULTS (10,000): stream them all
             keys = _aggregate_keys(backend, name, query, params, sort_field, descending)
