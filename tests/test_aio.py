@@ -264,3 +264,22 @@ def test_a_task_that_outlives_a_transaction_writes_at_once(amemory) -> None:
         assert await mem.get("late") == "written" and await mem.get("a") == 1
 
     run(main)
+
+
+def test_wait_for_new_without_polling(amemory, smemory) -> None:
+    async def main() -> None:
+        mem = amemory("waiting")
+        await mem.set("messages", [{"n": 0}])
+
+        async def append_later() -> None:
+            await asyncio.sleep(0.3)
+            smemory("waiting").messages.append({"n": 1})
+
+        task = asyncio.create_task(append_later())
+        new = await mem.messages.wait_for_new(timeout=30)
+        await task
+        assert new == [{"n": 1}] and type(new[0]) is dict
+        assert await mem.messages.wait_for_new(after=0, timeout=5) == [{"n": 0}, {"n": 1}]
+        assert await mem.messages.wait_for_new(timeout=0.1) == []
+
+    run(main)

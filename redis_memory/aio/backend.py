@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import redis.asyncio
 import redis.exceptions
 
+from redis_memory.backend import Backend
 from redis_memory.core import Command, Core, Op, Request, advance, public_error, script_table
 from redis_memory.errors import RedisConnectionError
 
@@ -27,10 +28,17 @@ class AsyncBackend(Core):
 
     mirroring = False
 
-    def __init__(self, client_factory: Callable[[], redis.asyncio.Redis], label: str) -> None:
-        """Prepare a backend; ``client_factory()`` makes the client of each event loop."""
+    def __init__(
+        self,
+        client_factory: Callable[[], redis.asyncio.Redis],
+        label: str,
+        waiter: Callable[[], Backend] | None = None,
+    ) -> None:
+        """Prepare a backend; ``client_factory()`` makes the client of each event loop, and
+        ``waiter()`` the sync backend of the same server that blocking waits run on."""
         super().__init__()
         self.label = label
+        self.waiter = waiter
         self._client_factory = client_factory
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, redis.asyncio.Redis] = (
             weakref.WeakKeyDictionary()

@@ -10,6 +10,7 @@ plain, mutable Python objects.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping
@@ -22,8 +23,8 @@ from redis.retry import Retry
 
 from redis_memory import codec
 from redis_memory.aio.backend import AsyncBackend
-from redis_memory.config import resolve_prefix, resolve_url
-from redis_memory.core import QUEUED
+from redis_memory.config import backend_for, resolve_prefix, resolve_url
+from redis_memory.core import QUEUED, Command, Op
 from redis_memory.docops import DocOp, Path
 from redis_memory.errors import MissingAttributeError, ReservedNameError
 from redis_memory.keys import DEFAULT_ID, KeySpace, check_name, normalize_id
@@ -39,7 +40,9 @@ def _backend_for(url: str | None, client: redis.asyncio.Redis | None) -> AsyncBa
     found = _BACKENDS.get(resolved)
     if found is None:
         options: dict[str, Any] = {"retry": Retry(NoBackoff(), 0), "socket_connect_timeout": 10}
-        found = _BACKENDS[resolved] = AsyncBackend(lambda: redis.asyncio.Redis.from_url(resolved, **options), resolved)
+        found = _BACKENDS[resolved] = AsyncBackend(
+            lambda: redis.asyncio.Redis.from_url(resolved, **options), resolved, lambda: backend_for(url=resolved)
+        )
     return found
 
 
@@ -209,6 +212,11 @@ class ConversationMemory(Memory):
         return f"ConversationMemory(conversation_id={self._space.object_id!r})"
 
 
+def _length(key: str) -> Op[Any]:
+    length = yield Command(("LLEN", key))
+    return length
+
+
 def _no_update(items: list[Any], reply: Any) -> None:
     """Async reads keep no mirror: nothing to update locally."""
 
@@ -268,6 +276,26 @@ class Attribute:
             raise ValueError("async pop takes index -1 (the last element) or 0 (the first)")
         reply = await self._list("popright" if index == -1 else "popleft", [])
         return None if reply is QUEUED else codec.loads(reply[1])
+
+    async def wait_for_new(self, after: int | None = None, timeout: float | None = None) -> list[Any]:
+        """Wait, without polling, until the list holds more than ``after`` elements (default:
+        as many as it holds now) and return those past ``after`` (``[]`` after ``timeout``).
+
+        The same wait as :meth:`redis_memory.RedisList.wait_for_new` (a connection of its own
+        sleeps until Redis pushes the list's next change), run in a worker thread. Needs the
+        memory opened with ``url=`` (or the environment), not ``client=``.
+        """
+        if self._path:
+            raise TypeError("wait_for_new() waits on a list attribute, not on a place inside a dict")
+        if self._backend.waiter is None:
+            raise TypeError("wait_for_new() needs the memory opened with url= (or REDIS_URL), not client=")
+        if after is None:
+            after = int(await self._backend.drive(_length(self._space.collection_key(self._name))))
+        if type(after) is not int or after < 0:
+            raise ValueError(f"after must be an int >= 0, not {after!r}")
+        waiter = self._backend.waiter()
+        items = await asyncio.to_thread(waiter.wait_list, self._space, self._name, after, timeout)
+        return [codec.thaw(item) for item in items]
 
     async def trim(self, *, last: int) -> None:
         """Keep only the last ``last`` elements (LTRIM)."""
