@@ -49,6 +49,15 @@ RESERVED_NAMES = frozenset(
 )
 
 
+def storable_name(cls: type, name: str) -> str:
+    """``name`` if memories of ``cls`` can store it: a valid name that is neither reserved (by
+    either API) nor one of the class's own; else InvalidNameError / ReservedNameError."""
+    check_name(name)
+    if name in RESERVED_NAMES or hasattr(cls, name):
+        raise ReservedNameError(f"{name!r} is a name of {cls.__name__} itself and cannot be stored")
+    return name
+
+
 class _Missing:
     def __repr__(self) -> str:
         return "MISSING"
@@ -202,9 +211,7 @@ class Memory:
         return sorted(set(super().__dir__()) | set(self._backend.names(self._space)))
 
     def _check_storable_name(self, name: str) -> None:
-        check_name(name)
-        if name in RESERVED_NAMES or hasattr(type(self), name):
-            raise ReservedNameError(f"{name!r} is a name of {type(self).__name__} itself and cannot be stored")
+        storable_name(type(self), name)
 
     # -- whole-object operations ------------------------------------------------------------------
 

@@ -26,9 +26,9 @@ from redis_memory.aio.backend import AsyncBackend
 from redis_memory.config import backend_for, resolve_prefix, resolve_url
 from redis_memory.core import QUEUED, Command, Op
 from redis_memory.docops import DocOp, Path
-from redis_memory.errors import MissingAttributeError, ReservedNameError
-from redis_memory.keys import DEFAULT_ID, KeySpace, check_name, normalize_id
-from redis_memory.memory import MISSING, Transaction, _checked_bounds, _milliseconds
+from redis_memory.errors import MissingAttributeError
+from redis_memory.keys import DEFAULT_ID, KeySpace, normalize_id
+from redis_memory.memory import MISSING, Transaction, _checked_bounds, _milliseconds, storable_name
 
 _BACKENDS: dict[str, AsyncBackend] = {}
 
@@ -98,10 +98,7 @@ class Memory:
         return self._space.object_id
 
     def _name(self, name: str) -> str:
-        check_name(name)
-        if hasattr(type(self), name):
-            raise ReservedNameError(f"{name!r} is a name of {type(self).__name__} itself and cannot be stored")
-        return name
+        return storable_name(type(self), name)
 
     async def get(self, name: str, default: Any = MISSING) -> Any:
         """The value of attribute ``name`` as plain data (``default``, else AttributeError, if

@@ -18,6 +18,7 @@ import json
 import logging
 import time
 import warnings
+import weakref
 from collections.abc import Generator
 from dataclasses import dataclass
 from importlib import resources
@@ -35,6 +36,10 @@ TAG_SEPARATOR = "\x1f"  # a character no tag value is expected to hold: values a
 _SCAN_COUNT = 1000
 _FETCH_BATCH = 500
 _warned: set[str] = set()
+# What this module learned about each server (per backend): whether it has RediSearch, and
+# the indexes known to exist there.
+_HAS_SEARCH: weakref.WeakKeyDictionary[Backend, bool] = weakref.WeakKeyDictionary()
+_INDEXES: weakref.WeakKeyDictionary[Backend, set[str]] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +80,7 @@ def conversation_index() -> IndexSpec:
 
 def _search_module(backend: Backend) -> bool:
     """True when the server has RediSearch (asked once per backend, then remembered)."""
-    known: bool | None = backend.__dict__.get("_search_module")
+    known = _HAS_SEARCH.get(backend)
     if known is not None:
         return known
 
@@ -86,13 +91,13 @@ def _search_module(backend: Backend) -> bool:
             return False
         return True
 
-    found = backend.__dict__["_search_module"] = backend.drive(probe())
+    found = _HAS_SEARCH[backend] = backend.drive(probe())
     return found
 
 
 def _ensure_index(backend: Backend, spec: IndexSpec, prefix: str) -> str:
     name = spec.name(prefix)
-    created: set[str] = backend.__dict__.setdefault("_indexes", set())
+    created = _INDEXES.setdefault(backend, set())
     if name in created:
         return name
     try:
