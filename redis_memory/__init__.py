@@ -24,6 +24,7 @@ from redis_memory.memory import MISSING, ConversationMemory, Memory, Transaction
 from redis_memory.proxies.document import RedisDict, RedisDocList
 from redis_memory.proxies.list import RedisList
 from redis_memory.proxies.set import RedisSet
+from redis_memory.search.messages import MessageMatch
 
 __version__ = "0.1.0"
 
@@ -40,6 +41,7 @@ __all__ = [
     "InvalidValueError",
     "Memory",
     "Message",
+    "MessageMatch",
     "MissingAttributeError",
     "MissingIndexError",
     "MissingKeyError",

@@ -50,8 +50,14 @@ _OPS = ("assign", "delete", "push", "list", "set", "doc", "doc_cas", "incr", "ca
 # Changes whose reply a caller needs at once: they cannot be queued in a transaction.
 _NEEDS_REPLY = {"list": {"popright", "popleft", "delete"}, "set": {"pop"}}
 
+
+class _FullScriptNeeded(Exception):
+    """push.lua refused a searchable list (RMFULL), having written nothing: send op:push."""
+
+
 # The error replies of our scripts: their first word is a code.
 SCRIPT_ERRORS: dict[str, Callable[[str], Exception]] = {
+    "RMFULL": _FullScriptNeeded,
     "RMKIND": ConcurrentModificationError,
     "RMCAS": ConcurrentModificationError,
     "RMPATH": ConcurrentModificationError,
@@ -196,6 +202,8 @@ class Core(DocumentOps):
         self._ttls: dict[str, int] = {}
         self._bounds: dict[tuple[str, str], int] = {}
         self._validators: dict[tuple[str, str], Callable[[Any], Any]] = {}
+        self._search: dict[tuple[str, str], str] = {}
+        self._full_push: set[str] = set()  # searchable lists met by push.lua: op:push from now on
 
     # -- configuration --------------------------------------------------------------------------
 
@@ -205,9 +213,11 @@ class Core(DocumentOps):
         ttl_ms: int | None = None,
         bounds: dict[str, int] | None = None,
         validators: dict[str, Callable[[Any], Any]] | None = None,
+        search: dict[str, Sequence[str]] | None = None,
     ) -> None:
-        """Set the sliding expiry of an object, the size bounds of its lists and the validators
-        of their elements (declared ``list[X]`` attributes); no I/O.
+        """Set the sliding expiry of an object, the size bounds of its lists, the validators
+        of their elements (declared ``list[X]`` attributes) and the lists to make searchable
+        (``search={"messages": ["role", "content"]}``: the element fields to index); no I/O.
 
         Every later write to the object, from this process, refreshes the expiry of all its
         keys and trims a bounded list in the same script.
@@ -220,6 +230,13 @@ class Core(DocumentOps):
             self._ttls.pop(space.hash_key, None)
         for name, bound in (bounds or {}).items():
             self._bounds[(space.hash_key, name)] = bound
+        for name, fields in (search or {}).items():
+            self._search[(space.hash_key, name)] = ",".join(fields)
+
+    def search_fields(self, space: KeySpace, name: str) -> str:
+        """The element fields this process asks list ``name`` to index, comma-separated
+        (``""``: none asked; the list may still be searchable, as recorded in Redis)."""
+        return self._search.get((space.hash_key, name), "")
 
     def validate_element(self, space: KeySpace, name: str, value: Any) -> Any:
         """``value`` checked by the element validator of list ``name``, if one is declared."""
@@ -299,8 +316,14 @@ class Core(DocumentOps):
             return QUEUED
         ttl = self._ttls.get(space.hash_key, 0)
         sent = time.monotonic()
-        script = "push" if name == "push" and not ttl else f"op:{name}"
-        reply = yield Script(script, [space.hash_key, key], [str(ttl), *args])
+        lean = name == "push" and not ttl and not args[2] and key not in self._full_push
+        try:
+            reply = yield Script("push" if lean else f"op:{name}", [space.hash_key, key], [str(ttl), *args])
+        except _FullScriptNeeded:
+            if len(self._full_push) >= 65536:
+                self._full_push.clear()
+            self._full_push.add(key)
+            reply = yield Script(f"op:{name}", [space.hash_key, key], [str(ttl), *args])
         if ttl:
             self._slide(space, sent + ttl / 1000)
         return reply
@@ -350,7 +373,7 @@ class Core(DocumentOps):
             raise
         for (name, key, op_args), result in zip(queue, reply, strict=True):
             if name == "push":  # the mirror takes the appends, as after a single push
-                elements = codec.loads_elements(raw.encode() for raw in op_args[2:])
+                elements = codec.loads_elements(raw.encode() for raw in op_args[3:])
                 self._pushed(key, elements, int(op_args[1]), result)
             elif name not in ("incr", "cas"):  # those change the hash only
                 self._mirrors.pop(key, None)
@@ -430,7 +453,8 @@ class Core(DocumentOps):
             payload = [codec.encode_scalar(value)[1]]
         json_flag = yield from self.g_json_flag()
         self._mirrors.pop(key, None)
-        args = [name, kind_field(name), kind, structure, json_flag, str(bound), *payload]
+        fields = self.search_fields(space, name) if structure == codec.LIST else ""
+        args = [name, kind_field(name), kind, structure, json_flag, str(bound), fields, *payload]
         sent = time.monotonic()
         if (yield from self._op("assign", space, key, args)) is QUEUED or mirror is None:
             return
@@ -531,7 +555,8 @@ class Core(DocumentOps):
         key = space.collection_key(name)
         bound = self.bound(space, name)
         try:
-            length = yield from self._op("push", space, key, [kind_field(name), str(bound), *raws])
+            fields = self.search_fields(space, name)
+            length = yield from self._op("push", space, key, [kind_field(name), str(bound), fields, *raws])
         except ConcurrentModificationError:
             self.forget(key)
             raise

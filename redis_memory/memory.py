@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import redis
 
@@ -25,6 +25,9 @@ from redis_memory.errors import InvalidNameError, MissingAttributeError, Reserve
 from redis_memory.keys import DEFAULT_ID, KeySpace, check_name, normalize_id
 from redis_memory.proxies.document import wrap
 
+if TYPE_CHECKING:
+    from redis_memory.search.messages import MessageMatch
+
 # Names that methods of this or a coming release use; they cannot be stored attributes.
 RESERVED_NAMES = frozenset(
     {
@@ -33,14 +36,17 @@ RESERVED_NAMES = frozenset(
         "close",
         "compare_and_set",
         "count",
+        "count_messages",
         "delete",
         "find",
         "get",
         "has",
         "ids",
         "incr",
+        "index_messages",
         "names",
         "refresh",
+        "search_messages",
         "set",
         "to_dict",
         "transaction",
@@ -278,7 +284,15 @@ class Memory:
 
 
 class ConversationMemory(Memory):
-    """The memory of one conversation, shared by every process that opens the same id."""
+    """The memory of one conversation, shared by every process that opens the same id.
+
+    Set ``index_messages = True`` on a subclass (or pass ``index_messages=True``) to make
+    ``messages`` searchable with :meth:`search_messages`.
+    """
+
+    index_messages: ClassVar[bool] = False
+    """Opt-in message search for this schema: every change to ``messages`` made through it
+    also keeps a searchable copy of each message (see :mod:`redis_memory.search.messages`)."""
 
     def __init__(
         self,
@@ -294,11 +308,16 @@ class ConversationMemory(Memory):
         ttl: timedelta | float | None = None,
         max_messages: int | None = None,
         bounds: Mapping[str, int] | None = None,
+        index_messages: bool | None = None,
     ) -> None:
         """Open conversation ``conversation_id`` (nothing is read until an attribute is).
 
         ``max_messages=N`` keeps only the last N elements of ``messages`` (same as
-        ``bounds={"messages": N}``); see :class:`Memory` for the other arguments.
+        ``bounds={"messages": N}``). ``index_messages=True`` (default: the class's
+        :attr:`index_messages`) makes ``messages`` searchable: the next change to it through
+        this object copies every message it holds into the message index, and from then on
+        every process's changes keep the copies in step, in the same Lua call. See
+        :class:`Memory` for the other arguments.
         """
         if max_messages is not None:
             bounds = {**(bounds or {}), "messages": max_messages}
@@ -314,6 +333,10 @@ class ConversationMemory(Memory):
             ttl=ttl,
             bounds=bounds,
         )
+        if type(self).index_messages if index_messages is None else index_messages:
+            from redis_memory.search.messages import message_fields
+
+            self._backend.configure(self._space, search={"messages": message_fields()})
 
     @property
     def conversation_id(self) -> str:
@@ -406,6 +429,47 @@ class ConversationMemory(Memory):
         from redis_memory.search import api
 
         return api.cleanup(cls, older_than, field=field, dry_run=dry_run, url=url, client=client, prefix=prefix)
+
+    @classmethod
+    def search_messages(
+        cls,
+        text: str | None = None,
+        *,
+        limit: int | None = 10,
+        offset: int = 0,
+        url: str | None = None,
+        client: redis.Redis | None = None,
+        prefix: str | None = None,
+        **filters: object,
+    ) -> list[MessageMatch]:
+        """The messages of searchable conversations (see :attr:`index_messages`) holding every
+        word of ``text``: ``search_messages("refund", role="user")`` gives
+        :class:`~redis_memory.search.messages.MessageMatch` objects (``conversation_id``,
+        ``attribute``, ``message``), ordered by conversation id, then position.
+
+        Filters as in :meth:`find`, on ``role``, ``content`` (``content__contains``),
+        ``conversation`` (an id; ``conversation__in=[...]``) and ``attribute``. Words match
+        whole, in any case, unstemmed. One FT.SEARCH and one FT.AGGREGATE with RediSearch;
+        without it a SCAN of every copy, with a warning. ``limit=None``: all.
+        """
+        from redis_memory.search import api
+
+        return api.search_messages(text, filters, limit=limit, offset=offset, url=url, client=client, prefix=prefix)[1]
+
+    @classmethod
+    def count_messages(
+        cls,
+        text: str | None = None,
+        *,
+        url: str | None = None,
+        client: redis.Redis | None = None,
+        prefix: str | None = None,
+        **filters: object,
+    ) -> int:
+        """How many messages :meth:`search_messages` would find."""
+        from redis_memory.search import api
+
+        return api.search_messages(text, filters, limit=0, offset=0, url=url, client=client, prefix=prefix)[0]
 
     def __repr__(self) -> str:
         return f"ConversationMemory(conversation_id={self._space.object_id!r})"

@@ -15,7 +15,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import redis.asyncio
 from redis.backoff import NoBackoff
@@ -184,6 +184,9 @@ class Memory:
 class ConversationMemory(Memory):
     """The memory of one conversation, for asyncio."""
 
+    index_messages: ClassVar[bool] = False
+    """Opt-in message search, as :attr:`redis_memory.ConversationMemory.index_messages`."""
+
     def __init__(
         self,
         conversation_id: str | int | uuid.UUID,
@@ -194,11 +197,18 @@ class ConversationMemory(Memory):
         ttl: timedelta | float | None = None,
         max_messages: int | None = None,
         bounds: Mapping[str, int] | None = None,
+        index_messages: bool | None = None,
     ) -> None:
-        """Open conversation ``conversation_id``; ``max_messages`` bounds ``messages``."""
+        """Open conversation ``conversation_id``; ``max_messages`` bounds ``messages``;
+        ``index_messages`` as in :class:`redis_memory.ConversationMemory` (search with its
+        ``search_messages``)."""
         if max_messages is not None:
             bounds = {**(bounds or {}), "messages": max_messages}
         super().__init__(conversation_id, url=url, client=client, prefix=prefix, ttl=ttl, bounds=bounds)
+        if type(self).index_messages if index_messages is None else index_messages:
+            from redis_memory.search.messages import message_fields
+
+            self._backend.configure(self._space, search={"messages": message_fields()})
 
     @property
     def conversation_id(self) -> str:

@@ -37,19 +37,170 @@ local function each_chunk(command, key, items, first, last)
   return total
 end
 
--- Keep only the last `bound` elements of a list (0: no bound).
+-- Keep only the last `bound` elements of a list (0: no bound). Returns how many were removed.
 local function trim_to(key, bound)
   bound = tonumber(bound)
   if bound > 0 then
-    redis.call('LTRIM', key, -bound, -1)
+    local excess = redis.call('LLEN', key) - bound
+    if excess > 0 then
+      redis.call('LTRIM', key, excess, -1)
+      return excess
+    end
+  end
+  return 0
+end
+
+-- An attribute name as keys.py writes it in key names (percent-encoding).
+local function encode_name(name)
+  return (string.gsub(name, '[^%w_%.%-]', function(c)
+    return string.format('%%%02X', string.byte(c))
+  end))
+end
+
+-- The collection key of attribute `name`, as keys.py builds it.
+local function collection_key(hash, name)
+  return hash .. ':' .. encode_name(name)
+end
+
+-- Message search (opt-in per list attribute; see redis_memory/search/messages.py). Element i
+-- of a searchable list is copied into the hash <prefix>#m{<id>}:<name>:<base + i>, written and
+-- deleted by the same script that changes the list. The object's hash records, per searchable
+-- list, '_search:<name>' (the element's fields to copy, comma-separated) and '_mbase:<name>'.
+local function search_state(hash, name)
+  local wanted = redis.call('HGET', hash, '_search:' .. name)
+  if not wanted then
+    return nil
+  end
+  local fields = {}
+  for field in string.gmatch(wanted, '[^,]+') do
+    fields[#fields + 1] = field
+  end
+  local brace = string.find(hash, '{', 1, true)
+  return {
+    name = name,
+    fields = fields,
+    base = tonumber(redis.call('HGET', hash, '_mbase:' .. name) or '0'),
+    id = string.sub(hash, brace + 1, -2),
+    prefix = string.sub(hash, 1, brace - 1) .. '#m' .. string.sub(hash, brace) .. ':' .. encode_name(name) .. ':',
+  }
+end
+
+local function message_key(state, position)
+  return state.prefix .. string.format('%d', state.base + position)
+end
+
+-- The searchable text of a field's value: a string as is, a number or boolean as text, a
+-- list of strings or of content parts ({"type": "text", "text": ...}) joined by spaces.
+local function field_text(value)
+  local kind = type(value)
+  if kind == 'string' then
+    return value
+  elseif kind == 'number' or kind == 'boolean' then
+    return tostring(value)
+  elseif kind == 'table' then
+    local parts = {}
+    for _, part in ipairs(value) do
+      if type(part) == 'string' then
+        parts[#parts + 1] = part
+      elseif type(part) == 'table' and type(part.text) == 'string' then
+        parts[#parts + 1] = part.text
+      end
+    end
+    if #parts > 0 then
+      return table.concat(parts, ' ')
+    end
+  end
+  return nil
+end
+
+local function write_message(state, position, raw)
+  local key = message_key(state, position)
+  local args = {key, 'element', raw, 'conversation', state.id, 'attribute', state.name, 'n', string.format('%d', state.base + position)}
+  local ok, element = pcall(cjson.decode, raw)
+  if ok and type(element) == 'table' then
+    for _, field in ipairs(state.fields) do
+      local value = field_text(element[field])
+      if value then
+        args[#args + 1] = field
+        args[#args + 1] = value
+      end
+    end
+  elseif ok then  -- an element that is not an object (a plain string message): its text is the content
+    local value = field_text(element)
+    if value then
+      args[#args + 1] = 'content'
+      args[#args + 1] = value
+    end
+  end
+  redis.call('DEL', key)
+  redis.call('HSET', unpack(args))
+end
+
+-- The list changed from position `from` on, and was `old_length` long: copy positions
+-- from..end again (only `from` itself when `only_one`) and delete the copies past its end.
+local function resync(hash, key, name, from, old_length, only_one)
+  local state = search_state(hash, name)
+  if not state then
+    return
+  end
+  local items = redis.call('LRANGE', key, from, only_one and from or -1)
+  for i, raw in ipairs(items) do
+    write_message(state, from + i - 1, raw)
+  end
+  if not only_one then
+    for position = from + #items, old_length - 1 do
+      redis.call('DEL', message_key(state, position))
+    end
   end
 end
 
--- The collection key of attribute `name`, as keys.py builds it (percent-encoding).
-local function collection_key(hash, name)
-  return hash .. ':' .. (string.gsub(name, '[^%w_%.%-]', function(c)
-    return string.format('%%%02X', string.byte(c))
-  end))
+-- `count` elements were removed from the front of the list: drop their copies; the others
+-- keep their keys (base moves on).
+local function drop_front(hash, name, count)
+  if count <= 0 then
+    return
+  end
+  local state = search_state(hash, name)
+  if not state then
+    return
+  end
+  for position = 0, count - 1 do
+    redis.call('DEL', message_key(state, position))
+  end
+  redis.call('HSET', hash, '_mbase:' .. name, string.format('%d', state.base + count))
+end
+
+-- The length of `key` if it holds a list, else 0.
+local function list_length(key)
+  local length = redis.pcall('LLEN', key)
+  return type(length) == 'number' and length or 0
+end
+
+-- Make list `name` searchable with `fields` (comma-separated; '' leaves it as it is), copying
+-- what it holds already.
+local function request_search(hash, key, name, fields)
+  if fields == '' or redis.call('HGET', hash, '_search:' .. name) == fields then
+    return
+  end
+  redis.call('HSET', hash, '_search:' .. name, fields)
+  redis.call('HSETNX', hash, '_mbase:' .. name, '0')
+  local length = list_length(key)
+  resync(hash, key, name, 0, length)
+end
+
+-- Attribute `name` stops being a searchable list (deleted or replaced): delete every copy.
+-- Returns how many keys it deleted.
+local function drop_search(hash, key, name)
+  local state = search_state(hash, name)
+  if not state then
+    return 0
+  end
+  local deleted = 0
+  for position = 0, list_length(key) - 1 do
+    deleted = deleted + redis.call('DEL', message_key(state, position))
+  end
+  redis.call('HDEL', hash, '_search:' .. name, '_mbase:' .. name)
+  return deleted
 end
 
 -- Sliding expiry: every key of the object gets `ttl` ms again. PEXPIRE counts as a change
@@ -65,6 +216,11 @@ local function touch(hash, ttl)
       local key = collection_key(hash, string.sub(field, 7))
       if redis.call('PEXPIRE', key, ttl) == 1 then
         redis.call('EXISTS', key)
+      end
+    elseif string.sub(field, 1, 8) == '_search:' then  -- the copies of a searchable list: O(length)
+      local state = search_state(hash, string.sub(field, 9))
+      for position = 0, list_length(collection_key(hash, state.name)) - 1 do
+        redis.call('PEXPIRE', message_key(state, position), ttl)
       end
     end
   end

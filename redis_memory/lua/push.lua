@@ -3,11 +3,17 @@
 -- every call, which doubles the server's time per append; ops/push.lua stays the definition
 -- (transactions and objects with a ttl use it) and tests/test_lua.py checks the two agree.
 -- KEYS[1] object hash, KEYS[2] the list; ARGV[1] expiry (always 0 here), ARGV[2] kind field,
--- ARGV[3] bound (0: none), ARGV[4..] the elements. Reply: the new length (LLEN).
-if redis.call('HGET', KEYS[1], ARGV[2]) ~= 'list' then
+-- ARGV[3] bound (0: none), ARGV[4] search fields (always '' here), ARGV[5..] the elements.
+-- Reply: the new length (LLEN). A searchable list (see lib.lua) is refused with RMFULL
+-- before anything is written: the caller sends op:push instead.
+local found = {redis.call('HGET', KEYS[1], ARGV[2]), redis.call('HGET', KEYS[1], '_search:' .. string.sub(ARGV[2], 7))}
+if found[1] ~= 'list' then
   return redis.error_reply('RMKIND the attribute was deleted or replaced by another writer')
 end
-for i = 4, #ARGV, 1000 do
+if found[2] then
+  return redis.error_reply('RMFULL the list is searchable: use op:push')
+end
+for i = 5, #ARGV, 1000 do
   redis.call('RPUSH', KEYS[2], unpack(ARGV, i, math.min(i + 999, #ARGV)))
 end
 local bound = tonumber(ARGV[3])

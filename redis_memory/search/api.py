@@ -11,8 +11,10 @@ import redis
 from redis_memory.config import backend_for, resolve_prefix
 from redis_memory.errors import InvalidNameError
 from redis_memory.keys import parse_hash_key
+from redis_memory.search import messages
 from redis_memory.search.filters import check_tag_values, parse
 from redis_memory.search.index import conversation_index, object_keys, raw_search, search
+from redis_memory.search.messages import MessageMatch
 
 M = TypeVar("M")
 
@@ -66,6 +68,21 @@ def find_raw(
     options.update({"client": client} if client is not None else {"url": url})
     make: Any = cls
     return [make(found, **options) for found in found_ids]
+
+
+def search_messages(
+    text: str | None,
+    filters: Mapping[str, object],
+    *,
+    limit: int | None,
+    offset: int,
+    url: str | None,
+    client: redis.Redis | None,
+    prefix: str | None,
+) -> tuple[int, list[MessageMatch]]:
+    """``(number of matches, this page)`` of a message search (see ``search.messages``)."""
+    backend, resolved = _connection(url, client, prefix)
+    return messages.search_messages(backend, resolved, text, filters, offset=offset, limit=limit)
 
 
 def ids(url: str | None, client: redis.Redis | None, prefix: str | None) -> list[str]:

@@ -44,14 +44,20 @@ _INDEXES: weakref.WeakKeyDictionary[Backend, set[str]] = weakref.WeakKeyDictiona
 
 @dataclass(frozen=True, slots=True)
 class IndexSpec:
-    """The indexed fields of a schema: name -> TAG / TEXT / NUMERIC, and the sortable ones."""
+    """The indexed fields of a schema: name -> TAG / TEXT / NUMERIC, and the sortable ones.
+
+    The index covers the hashes whose keys start with ``<prefix><key_start>``: the objects'
+    hashes (``{``) or the copies of searchable messages (``#m{``).
+    """
 
     fields: dict[str, str]
     sortable: frozenset[str]
+    label: str = "conversation"
+    key_start: str = "{"
 
     def create_args(self, name: str, prefix: str) -> list[str]:
         """The FT.CREATE command, as a list of arguments."""
-        args = ["FT.CREATE", name, "ON", "HASH", "PREFIX", "1", prefix + "{", "STOPWORDS", "0", "SCHEMA"]
+        args = ["FT.CREATE", name, "ON", "HASH", "PREFIX", "1", prefix + self.key_start, "STOPWORDS", "0", "SCHEMA"]
         for field, kind in sorted(self.fields.items()):
             args += [field, kind]
             if kind == "TAG":
@@ -59,13 +65,13 @@ class IndexSpec:
             elif kind == "TEXT":
                 args += ["NOSTEM"]
             if field in self.sortable:
-                args += ["SORTABLE"]
+                args += ["SORTABLE", "UNF"] if kind == "TAG" else ["SORTABLE"]
         return args
 
     def name(self, prefix: str) -> str:
         """The index's name under ``prefix``: a digest of its definition is part of it."""
         digest = hashlib.sha1(json.dumps(self.create_args("", prefix)).encode()).hexdigest()[:10]
-        return f"{prefix}idx:conversation:{digest}"
+        return f"{prefix}idx:{self.label}:{digest}"
 
 
 @functools.cache
@@ -78,7 +84,7 @@ def conversation_index() -> IndexSpec:
     return IndexSpec(indexed, sortable)
 
 
-def _search_module(backend: Backend) -> bool:
+def search_module(backend: Backend) -> bool:
     """True when the server has RediSearch (asked once per backend, then remembered)."""
     known = _HAS_SEARCH.get(backend)
     if known is not None:
@@ -95,7 +101,9 @@ def _search_module(backend: Backend) -> bool:
     return found
 
 
-def _ensure_index(backend: Backend, spec: IndexSpec, prefix: str) -> str:
+def ensure_index(backend: Backend, spec: IndexSpec, prefix: str) -> str:
+    """The name of ``spec``'s index under ``prefix``, created first if it does not exist
+    (then, once its background indexing of existing hashes is done)."""
     name = spec.name(prefix)
     created = _INDEXES.setdefault(backend, set())
     if name in created:
@@ -141,27 +149,28 @@ def _aggregate_keys(
     keys: list[str] = []
     while True:
         rows, cursor = reply[0], int(reply[1])
-        keys += _aggregate_rows(rows)
+        keys += aggregate_rows(rows)
         if cursor == 0:
             return keys
         reply = backend.execute("FT.CURSOR", "READ", name, cursor, "COUNT", "1000")
 
 
-def _aggregate_rows(rows: Any) -> list[str]:
-    """The ``__key`` of each row of an FT.AGGREGATE reply, RESP3 (a map) or RESP2 (a list)."""
+def aggregate_records(rows: Any) -> list[dict[str, str]]:
+    """The fields of each row of an FT.AGGREGATE reply, RESP3 (a map) or RESP2 (a list), as text."""
     if isinstance(rows, dict):
         results: Any = rows.get(b"results", rows.get("results", []))
         found = [row.get(b"extra_attributes", row.get("extra_attributes", {})) for row in results]
-        keys = [item.get(b"__key", item.get("__key")) for item in found]
     else:
-        keys = []
-        for row in rows[1:]:
-            pairs = dict(zip(row[::2], row[1::2], strict=False))
-            keys.append(pairs.get(b"__key", pairs.get("__key")))
-    return [key.decode() if isinstance(key, bytes) else key for key in keys if key is not None]
+        found = [dict(zip(row[::2], row[1::2], strict=False)) for row in rows[1:]]
+    return [{_decoded(key) or "": _decoded(value) or "" for key, value in item.items()} for item in found]
 
 
-def _search_results(reply: Any) -> tuple[int, list[str]]:
+def aggregate_rows(rows: Any) -> list[str]:
+    """The ``__key`` of each row of an FT.AGGREGATE reply."""
+    return [record["__key"] for record in aggregate_records(rows) if "__key" in record]
+
+
+def search_results(reply: Any) -> tuple[int, list[str]]:
     """``(total, keys)`` of an FT.SEARCH ... NOCONTENT reply, RESP3 (a map) or RESP2 (a list)."""
     if isinstance(reply, dict):
         total: Any = reply.get(b"total_results", reply.get("total_results", 0))
@@ -191,8 +200,8 @@ def search(
         raise ValueError(f"cannot sort by {sort_field!r}: not an indexed field")
     if not can_match(filters):
         return 0, []
-    if _search_module(backend):
-        name = _ensure_index(backend, spec, prefix)
+    if search_module(backend):
+        name = ensure_index(backend, spec, prefix)
 
         def values_of(field: str) -> list[str]:
             return [_decoded(value) or "" for value in backend.execute("FT.TAGVALS", name, field)]
@@ -212,17 +221,22 @@ def search(
             if sort_field:
                 args += ["SORTBY", sort_field, "DESC" if descending else "ASC"]
             args += ["LIMIT", str(offset), str(limit)]
-            total, keys = _search_results(backend.execute(*args))
+            total, keys = search_results(backend.execute(*args))
         return total, [found for key in keys if (found := parse_hash_key(key, prefix)) is not None]
-    if backend.label not in _warned:
-        _warned.add(backend.label)
-        warnings.warn(
-            f"RediSearch is not loaded on {backend.label}: find() and count() scan every object "
-            "(O(number of objects)); load the module for indexed queries",
-            RuntimeWarning,
-            stacklevel=3,
-        )
+    warn_scan(backend, "find() and count() scan every object (O(number of objects))")
     return _scan_search(backend, prefix, spec, filters, sort_field, descending, offset, limit)
+
+
+def warn_scan(backend: Backend, what: str, stacklevel: int = 4) -> None:
+    """Warn, once per server and kind of query, that a query scans instead of using an index."""
+    label = backend.label if what.startswith("find()") else f"{backend.label} ({what})"
+    if label not in _warned:
+        _warned.add(label)
+        warnings.warn(
+            f"RediSearch is not loaded on {backend.label}: {what}; load the module for indexed queries",
+            RuntimeWarning,
+            stacklevel=stacklevel,
+        )
 
 
 def raw_search(
@@ -238,16 +252,16 @@ def raw_search(
     """``(number of matches, ids)`` of a RediSearch query written by hand (dialect 2), run on
     the conversation index; ``params`` are its ``$name`` parameters. Needs RediSearch."""
     spec = spec or conversation_index()
-    if not _search_module(backend):
+    if not search_module(backend):
         raise ServerError(f"a raw query needs RediSearch, which is not loaded on {backend.label}")
-    name = _ensure_index(backend, spec, prefix)
+    name = ensure_index(backend, spec, prefix)
     args: list[Any] = ["FT.SEARCH", name, query, "NOCONTENT"]
     if params:
         args += ["PARAMS", str(2 * len(params))]
         for key, value in params.items():
             args += [key, value]
     args += ["LIMIT", str(offset), str(limit), "DIALECT", "2"]
-    total, keys = _search_results(backend.execute(*args))
+    total, keys = search_results(backend.execute(*args))
     return total, [found for key in keys if (found := parse_hash_key(key, prefix)) is not None]
 
 

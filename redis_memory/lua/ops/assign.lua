@@ -1,7 +1,8 @@
 -- Assign an attribute, replacing whatever it held (of any kind).
 -- a: name, kind field, kind (recorded), structure (hash | list | json | set), '1' when RedisJSON
--- is loaded, bound (lists: keep the last N elements; 0: none), payload: the scalar text, the
--- list elements, the document, or the set members.
+-- is loaded, bound (lists: keep the last N elements; 0: none), the fields to copy for message
+-- search (lists; '' : none asked), payload: the scalar text, the list elements, the document,
+-- or the set members. A searchable list stays searchable when it is replaced by a list.
 -- Reply: the collection's length (LLEN / SCARD / EXISTS), 1 for a scalar.
 OPS.assign = {
   check = function(hash, key, a)
@@ -9,27 +10,35 @@ OPS.assign = {
     return nil
   end,
   apply = function(hash, key, a)
+    local structure, name = a[4], a[1]
+    local old_length = 0
+    if structure == 'list' then
+      old_length = list_length(key)
+    else
+      drop_search(hash, key, name)
+    end
     redis.call('DEL', key)
-    local structure = a[4]
     if structure == 'hash' then
-      redis.call('HSET', hash, a[1], a[7], a[2], a[3])
+      redis.call('HSET', hash, a[1], a[8], a[2], a[3])
       return 1
     end
     redis.call('HDEL', hash, a[1])
     redis.call('HSET', hash, a[2], a[3])
     if structure == 'list' then
-      each_chunk('RPUSH', key, a, 7, #a)
+      each_chunk('RPUSH', key, a, 8, #a)
       trim_to(key, a[6])
+      resync(hash, key, name, 0, old_length)
+      request_search(hash, key, name, a[7])
       return redis.call('LLEN', key)
     end
     if structure == 'set' then
-      each_chunk('SADD', key, a, 7, #a)
+      each_chunk('SADD', key, a, 8, #a)
       return redis.call('SCARD', key)
     end
     if a[5] == '1' then
-      redis.call('JSON.SET', key, '$', a[7])
+      redis.call('JSON.SET', key, '$', a[8])
     else
-      redis.call('SET', key, a[7])
+      redis.call('SET', key, a[8])
     end
     return redis.call('EXISTS', key)
   end,

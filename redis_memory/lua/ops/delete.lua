@@ -1,4 +1,5 @@
--- Delete an attribute of any kind. a: name, kind field. Reply: 0 when it was not stored.
+-- Delete an attribute of any kind (and the message-search copies of a searchable list).
+-- a: name, kind field. Reply: 0 when it was not stored.
 OPS.delete = {
   check = function(hash, key, a)
     PENDING[a[2]] = false
@@ -8,6 +9,7 @@ OPS.delete = {
     if redis.call('HEXISTS', hash, a[2]) == 0 then
       return 0
     end
+    drop_search(hash, key, a[1])
     redis.call('HDEL', hash, a[1], a[2])
     redis.call('DEL', key)
     return 1

@@ -41,42 +41,57 @@ OPS.list = {
     return nil
   end,
   apply = function(hash, key, a)
-    local op, bound = a[2], tonumber(a[3])
+    local op, bound, name = a[2], tonumber(a[3]), string.sub(a[1], 7)
+    local length = redis.call('LLEN', key)
     local value
     if op == 'popright' then
       value = redis.call('RPOP', key)
+      resync(hash, key, name, length - 1, length)
     elseif op == 'popleft' then
       value = redis.call('LPOP', key)
+      drop_front(hash, name, 1)
     elseif op == 'set' then
-      redis.call('LSET', key, tonumber(a[4]), a[6])
+      local index = tonumber(a[4])
+      redis.call('LSET', key, index, a[6])
+      resync(hash, key, name, index < 0 and length + index or index, length, true)
     elseif op == 'delete' then
       local index = tonumber(a[4])
       value = a[5]
+      if index < 0 then
+        index = length + index
+      end
       if index == 0 then
         redis.call('LPOP', key)
+        drop_front(hash, name, 1)
       else
         local tail = redis.call('LRANGE', key, index + 1, -1)
         redis.call('LTRIM', key, 0, index - 1)
         each_chunk('RPUSH', key, tail, 1, #tail)
+        resync(hash, key, name, index, length)
       end
     elseif op == 'insert' then
-      local index, length = tonumber(a[4]), redis.call('LLEN', key)
+      local index = tonumber(a[4])
       if index >= length then
         redis.call('RPUSH', key, a[5])
+        resync(hash, key, name, length, length)
       elseif index <= 0 then
         redis.call('LPUSH', key, a[5])
+        resync(hash, key, name, 0, length)
       else
         local tail = redis.call('LRANGE', key, index, -1)
         redis.call('LTRIM', key, 0, index - 1)
         redis.call('RPUSH', key, a[5])
         each_chunk('RPUSH', key, tail, 1, #tail)
+        resync(hash, key, name, index, length)
       end
     elseif op == 'replace' then
       local n = tonumber(a[4])
       redis.call('DEL', key)
       each_chunk('RPUSH', key, a, 5 + n, #a)
+      resync(hash, key, name, 0, length)
     elseif op == 'clear' then
       redis.call('DEL', key)
+      resync(hash, key, name, 0, length)
     elseif op == 'trim' then
       local keep = tonumber(a[4])
       if keep <= 0 then
@@ -84,9 +99,10 @@ OPS.list = {
       else
         redis.call('LTRIM', key, -keep, -1)
       end
+      drop_front(hash, name, length - redis.call('LLEN', key))
     end
     if op == 'insert' or op == 'replace' then
-      trim_to(key, bound)
+      drop_front(hash, name, trim_to(key, bound))
     end
     return {redis.call('LLEN', key), value or false}
   end,

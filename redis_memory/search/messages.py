@@ -1,0 +1,195 @@
+"""Message search: full-text search over the messages of every conversation.
+
+It is opt-in per schema (``ConversationMemory.index_messages = True``, or
+``index_messages=True`` when opening one). A searchable list keeps a copy of each element in
+its own hash, ``<prefix>#m{<id>}:<name>:<n>``, holding the element's indexed fields (the
+message fields ``schemas/conversation.json`` indexes: ``role`` as TAG, ``content`` as
+TEXT), the element's JSON text, the conversation id, the attribute's name and ``n``, the
+element's position plus a base that moves on when elements leave the front. The Lua script
+that changes the list writes and deletes these copies in the same call (see ``lib.lua``), so
+a message is searchable exactly when it is in the list. The ``#`` keeps the copies out of
+the conversation index, whose keys start ``<prefix>{``.
+
+``FT.AGGREGATE`` over an index on ``<prefix>#m{`` answers; without RediSearch, a SCAN of the
+copies gives the same answers, in the same order (conversation id, then attribute, then
+position), with a warning once per server.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from redis_memory import codec
+from redis_memory.backend import Backend
+from redis_memory.core import text as as_text
+from redis_memory.keys import decode_part, encode_part, normalize_id
+from redis_memory.search.filters import (
+    Filter,
+    can_match,
+    check_tag_values,
+    matches,
+    parse,
+    to_query,
+    with_prefixes_resolved,
+)
+from redis_memory.search.index import (
+    IndexSpec,
+    aggregate_records,
+    ensure_index,
+    search_module,
+    search_results,
+    warn_scan,
+)
+
+KEY_START = "#m{"
+_SCAN_COUNT = 1000
+_FETCH_BATCH = 500
+_ORDER = ("conversation", "attribute", "n")
+
+
+@dataclass(frozen=True, slots=True)
+class MessageMatch:
+    """One message that matched: the conversation it belongs to, the list attribute holding
+    it (``"messages"``) and the message itself, as stored (a plain dict for a chat message)."""
+
+    conversation_id: str
+    attribute: str
+    message: Any
+
+
+@functools.cache
+def message_fields() -> tuple[str, ...]:
+    """The message fields the conversation schema indexes (``role``, ``content``)."""
+    text = resources.files("redis_memory").joinpath("schemas", "conversation.json").read_text("utf-8")
+    fields = json.loads(text)["message"]["fields"]
+    return tuple(name for name, field in fields.items() if "index" in field)
+
+
+@functools.cache
+def message_index() -> IndexSpec:
+    """The index over the copies of searchable messages."""
+    text = resources.files("redis_memory").joinpath("schemas", "conversation.json").read_text("utf-8")
+    declared = json.loads(text)["message"]["fields"]
+    fields = {"conversation": "TAG", "attribute": "TAG", "n": "NUMERIC"}
+    fields.update({name: declared[name]["index"] for name in message_fields()})
+    return IndexSpec(fields, frozenset(_ORDER), label="messages", key_start=KEY_START)
+
+
+def _filters(text: str | None, filters: Mapping[str, object]) -> list[Filter]:
+    given = dict(filters)
+    if text is not None:
+        given["content__contains"] = text
+    for key in list(given):  # the conversation id is stored percent-encoded, as in key names
+        name, _, op = key.partition("__")
+        if name == "conversation":
+            value = given[key]
+            if op == "in":
+                if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+                    raise TypeError(f"{key!r} takes a list of conversation ids")
+                given[key] = [encode_part(normalize_id(item)) for item in value]
+            elif op in ("", "ne"):
+                given[key] = encode_part(normalize_id(value))
+    parsed = parse(given, message_index().fields)
+    check_tag_values(parsed)
+    return parsed
+
+
+def search_messages(
+    backend: Backend,
+    prefix: str,
+    text: str | None,
+    filters: Mapping[str, object],
+    *,
+    offset: int = 0,
+    limit: int | None = 10,
+) -> tuple[int, list[MessageMatch]]:
+    """``(number of matches, this page of them)``, ordered by conversation id, attribute and
+    position. ``text``: words that must all appear in ``content``; ``filters`` as in
+    ``find()``, on ``role``, ``content``, ``conversation`` (an id) and ``attribute``."""
+    if limit is not None and (type(limit) is not int or limit < 0):
+        raise ValueError(f"limit must be an int >= 0 or None, not {limit!r}")
+    if type(offset) is not int or offset < 0:
+        raise ValueError(f"offset must be an int >= 0, not {offset!r}")
+    if text is not None and not isinstance(text, str):
+        raise TypeError(f"the text to search for must be a str, not {type(text).__name__}")
+    parsed = _filters(text, filters)
+    if not can_match(parsed):
+        return 0, []
+    spec = message_index()
+    if not search_module(backend):
+        warn_scan(backend, "message search scans every searchable message (O(number of messages))")
+        return _scan(backend, prefix, parsed, offset, limit)
+    name = ensure_index(backend, spec, prefix)
+    parsed = with_prefixes_resolved(
+        parsed, lambda field: [as_text(value) for value in backend.execute("FT.TAGVALS", name, field)]
+    )
+    if not can_match(parsed):
+        return 0, []
+    query, params = to_query(parsed)
+    parameters = ["PARAMS", str(len(params)), *params] if params else []
+    total, _ = search_results(
+        backend.execute(
+            "FT.SEARCH", name, query, "NOCONTENT", "VERBATIM", *parameters, "LIMIT", "0", "0", "DIALECT", "2"
+        )
+    )
+    if limit == 0 or offset >= total:
+        return total, []
+    args: list[Any] = ["FT.AGGREGATE", name, query, "VERBATIM", "LOAD", "3", "@element", "@conversation", "@attribute"]
+    args += ["SORTBY", "6", "@conversation", "ASC", "@attribute", "ASC", "@n", "ASC", "MAX", str(total)]
+    args += ["LIMIT", str(offset), str(total if limit is None else limit), *parameters]
+    args += ["WITHCURSOR", "COUNT", "1000", "DIALECT", "2"]
+    reply = backend.execute(*args)
+    records: list[dict[str, str]] = []
+    while True:
+        records += aggregate_records(reply[0])
+        cursor = int(reply[1])
+        if cursor == 0:
+            break
+        reply = backend.execute("FT.CURSOR", "READ", name, cursor, "COUNT", "1000")
+    return total, [_match(record) for record in records]
+
+
+def _match(record: Mapping[str, str]) -> MessageMatch:
+    return MessageMatch(
+        conversation_id=decode_part(record["conversation"]),
+        attribute=record["attribute"],
+        message=codec.loads(record["element"]),
+    )
+
+
+def message_keys(backend: Backend, prefix: str) -> list[str]:
+    """Every copy of a searchable message under ``prefix``: SCAN MATCH <prefix>#m{* TYPE hash."""
+    keys: list[str] = []
+    cursor = "0"
+    while True:
+        cursor_raw, batch = backend.execute(
+            "SCAN", cursor, "MATCH", prefix + KEY_START + "*", "COUNT", _SCAN_COUNT, "TYPE", "hash"
+        )
+        cursor = as_text(cursor_raw)
+        keys += [as_text(key) for key in batch]
+        if cursor == "0":
+            return keys
+
+
+def _scan(
+    backend: Backend, prefix: str, filters: list[Filter], offset: int, limit: int | None
+) -> tuple[int, list[MessageMatch]]:
+    names = [*message_index().fields, "element"]
+    keys = message_keys(backend, prefix)
+    found: list[tuple[tuple[str, str, float], dict[str, str]]] = []
+    for start in range(0, len(keys), _FETCH_BATCH):
+        batch = keys[start : start + _FETCH_BATCH]
+        rows = backend.execute_many([("HMGET", key, *names) for key in batch])
+        for row in rows:
+            fields = {name: as_text(value) for name, value in zip(names, row, strict=True) if value is not None}
+            if "element" not in fields or not matches(fields, filters):
+                continue
+            found.append(((fields["conversation"], fields["attribute"], float(fields["n"])), fields))
+    found.sort(key=lambda item: item[0])
+    page = found[offset:] if limit is None else found[offset : offset + limit]
+    return len(found), [_match(fields) for _, fields in page]
