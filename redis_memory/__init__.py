@@ -1,12 +1,14 @@
 """redis-memory: shared, durable, queryable agent state in Redis with plain attribute access."""
 
 from redis_memory.codec import JSON, FrozenDict, FrozenList
+from redis_memory.config import stats
 from redis_memory.conversation import Conversation, Message
 from redis_memory.errors import (
     ConcurrentModificationError,
     EmbeddedServerError,
     InvalidNameError,
     InvalidValueError,
+    JournalError,
     MissingAttributeError,
     MissingIndexError,
     MissingKeyError,
@@ -39,6 +41,7 @@ __all__ = [
     "FrozenList",
     "InvalidNameError",
     "InvalidValueError",
+    "JournalError",
     "Memory",
     "Message",
     "MessageMatch",
@@ -60,4 +63,5 @@ __all__ = [
     "UnstorableValueError",
     "WrongTypeError",
     "__version__",
+    "stats",
 ]

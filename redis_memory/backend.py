@@ -30,24 +30,36 @@ import redis.exceptions
 
 from redis_memory import codec
 from redis_memory.core import (
+    SCRIPT_ERRORS,
     Command,
     Core,
     Mirror,
     Op,
     ProxyFactory,
     Request,
+    Script,
     advance,
+    is_write,
     public_error,
     script_table,
     text,
 )
 from redis_memory.docops import DocOp
 from redis_memory.errors import RedisConnectionError, translate
+from redis_memory.journal import Journal, journal_for
 from redis_memory.keys import KeySpace
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+_LOST = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+_NOT_RESENT = {"FT.CURSOR"}  # commands whose effect a resend would repeat (writes carry op ids)
+
+
+def _default_journal() -> Journal | None:
+    if os.environ.get("REDIS_MEMORY_OFFLINE", "journal") == "raise":
+        return None
+    return journal_for()
 
 
 class Backend(Core):
@@ -75,6 +87,10 @@ class Backend(Core):
         self._connection: Any = None
         self._waiting: redis.ConnectionPool | None = None  # connections that block in wait_list
         self._waiting_pid = -1
+        self.server_id = label
+        self.journal = _default_journal()
+        self.retry_for = float(os.environ.get("REDIS_MEMORY_RETRY_FOR", "3"))
+        self._flusher: threading.Thread | None = None
 
     # -- connection -----------------------------------------------------------------------
 
@@ -82,12 +98,21 @@ class Backend(Core):
         if self._client is not None and self._pid == os.getpid():
             return self._client
         self._mirrors.clear()
-        self._client = None  # a connection inherited through fork() is never touched again
+        if self._pid != os.getpid():
+            self._client = None  # a connection inherited through fork() is never touched again
+            self.backlog, self._flusher = 0, None
         client = redis.Redis(connection_pool=self._pool_factory(), single_connection_client=True)
         connection: Any = client.connection
         connection.register_connect_callback(self._on_connect)
         self._on_connect(connection)
+        first = self._pid != os.getpid()
         self._client, self._connection, self._pid = client, connection, os.getpid()
+        if first and self.journal is not None and self.journal.path.exists():
+            self.backlog = self.journal.adopt(self.server_id)  # writes left by ended processes
+            if self.backlog:
+                self._replay()
+                if self.backlog:
+                    self.journal_started()
         return client
 
     def _on_connect(self, connection: Any) -> None:
@@ -170,40 +195,137 @@ class Backend(Core):
         """Run a core operation to its end on the tracked connection, under the lock.
 
         ``drain=False`` skips the poll for pending invalidations before the first request
-        (invalidations that arrive before a reply are handled while reading it anyway).
+        (invalidations that arrive before a reply are handled while reading it anyway). A
+        request that meets a lost connection is sent again (see :meth:`_send`).
         """
+        started = time.perf_counter()
         with self._lock:
-            try:
-                self._ensure()
-                if drain:
-                    self._drain()
-            except (redis.exceptions.RedisError, OSError) as exc:
-                raise self._translated(exc) from exc
+            self.stats.counts["operations"] += 1
             reply: Any = None
             error: Exception | None = None
+            first = True
             while True:
                 done, value = advance(op, reply, error)
                 if done:
                     result: T = value
+                    self.stats.timed(getattr(op, "__name__", "op"), time.perf_counter() - started)
                     return result
                 reply, error = None, None
                 try:
-                    reply = self._execute(value)
+                    reply = self._send(value, drain and first)
                 except (redis.exceptions.RedisError, OSError) as exc:
                     error = self._translated(exc)
                     error.__cause__ = exc
+                    self.stats.counts["errors"] += 1
+                first = False
+
+    def _send(self, request: Request, drain: bool) -> Any:
+        """Send one request and read its reply. When the connection is lost (reset, closed,
+        timed out, refused), reconnect and send it again, with backoff, for up to
+        ``retry_for`` seconds (not at all while writes wait in the journal): a write carries
+        an operation id, so Redis applies it once however many times it arrives."""
+        deadline = time.monotonic() + (0.0 if self.backlog else self.retry_for)
+        delay = 0.005
+        while True:
+            try:
+                self._ensure()
+                if drain:
+                    self._drain()
+                self.stats.counts["round_trips"] += 1
+                return self._execute(request)
+            except _LOST as exc:
+                self._lost()
+                if isinstance(request, Command) and str(request.args[0]).upper() in _NOT_RESENT:
+                    raise
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise
+                logger.warning("lost the connection to %s (%s): sending again", self.label, exc)
+                self.stats.counts["retries"] += 1
+                time.sleep(min(delay, remaining))
+                delay = min(delay * 2, 0.25)
+
+    # -- the offline journal -------------------------------------------------------------------------
+
+    def journal_started(self) -> None:
+        """Start the thread that replays the journal once Redis answers (if not running)."""
+        if self._flusher is None or not self._flusher.is_alive():
+            self._flusher = threading.Thread(target=self._flush, name="redis-memory-journal", daemon=True)
+            self._flusher.start()
+
+    def _flush(self) -> None:
+        delay = 0.05
+        while True:
+            with self._lock:
+                if self._pid != os.getpid():
+                    return
+                self._replay()
+                if not self.backlog:
+                    self._flusher = None
+                    return
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    def _replay(self) -> None:
+        """Replay this process's journal for the server, oldest first, until it is empty or
+        Redis cannot be reached (call with the lock held). A write Redis refuses (a conflict:
+        a later assignment won, the attribute changed kind...) is dropped and logged."""
+        journal = self.journal
+        replayed = 0
+        while True:
+            entry = journal.first(self.server_id)
+            if entry is None:
+                self.backlog = 0
+                break
+            args = list(entry.args)
+            if is_write(Script(entry.script, entry.keys, args)):
+                args[2] = str(entry.made_at)  # the write's time: last writer wins (lib.lua)
+            try:
+                self._ensure()
+                self._execute(Script(entry.script, entry.keys, args))
+            except _LOST as exc:
+                self._lost()
+                logger.info("Redis at %s still unreachable (%s): %d writes wait", self.label, exc, self.backlog)
+                break
+            except redis.exceptions.ResponseError as exc:
+                code = str(exc).partition(" ")[0]
+                self.stats.counts["conflicts"] += 1
+                level = logging.WARNING if code in SCRIPT_ERRORS else logging.ERROR
+                logger.log(level, "journaled write %s to %s dropped on replay: %s", entry.seq, entry.keys[0], exc)
+            journal.remove(entry.seq)
+            replayed += 1
+            self.stats.counts["replayed"] += 1
+            self.backlog = max(0, self.backlog - 1)
+        if replayed:
+            self._mirrors.clear()  # our own replayed writes are not pushed to us (NOLOOP)
+            logger.info("replayed %d journaled writes to %s", replayed, self.label)
+
+    def flush_journal(self, timeout: float | None = None) -> bool:
+        """Wait until every write this process journaled has reached Redis (True), or until
+        ``timeout`` seconds have passed (False)."""
+        deadline = math.inf if timeout is None else time.monotonic() + timeout
+        while self.backlog:
+            if time.monotonic() >= deadline:
+                return False
+            with self._lock:
+                if self.backlog:
+                    self._replay()
+            if self.backlog:
+                time.sleep(0.05)
+        return True
 
     def execute(self, *args: Any) -> Any:
         """Run one raw command (for the library's own modules; users never need it)."""
         return self.drive(_command(args))
 
     def execute_many(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
-        """Run several raw commands in one round trip (pipelined; not atomic)."""
+        """Run several raw commands (reads) in one round trip (pipelined; not atomic)."""
         with self._lock:
             try:
                 self._ensure()
                 self._drain()
                 connection = self._connection
+                self.stats.counts["round_trips"] += 1
                 connection.send_packed_command(connection.pack_commands(commands))
                 return [connection.read_response() for _ in commands]
             except (redis.exceptions.RedisError, OSError) as exc:
@@ -229,7 +351,24 @@ class Backend(Core):
     # -- the operations, for the sync API (see redis_memory.core for what each does) -------------
 
     def read(self, space: KeySpace, name: str, cached: bool = True) -> tuple[str, Any] | None:
-        """See :meth:`Core.g_read` (a valid mirror is served without starting an operation)."""
+        """See :meth:`Core.g_read` (a valid mirror is served without starting an operation).
+
+        While Redis cannot be reached, or this process's journaled writes wait for it, the
+        last known value (with those writes applied) is served when there is one."""
+        if self.backlog:
+            known, found = self.known(space, name)
+            if known:
+                return found
+        try:
+            return self._read(space, name, cached)
+        except RedisConnectionError:
+            known, found = self.known(space, name)
+            if not known:
+                raise
+            logger.info("Redis at %s unreachable: serving the last known value of %r", self.label, name)
+            return found
+
+    def _read(self, space: KeySpace, name: str, cached: bool) -> tuple[str, Any] | None:
         if cached and self._mirrors:
             with self._lock:
                 if self._client is not None and self._pid == os.getpid():

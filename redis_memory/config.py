@@ -28,8 +28,15 @@ _lock = threading.Lock()
 _by_url: dict[str, Backend] = {}
 _by_client: weakref.WeakKeyDictionary[redis.Redis, Backend] = weakref.WeakKeyDictionary()
 
-# Commands are never resent automatically: a write whose reply was lost might be applied twice.
-_POOL_OPTIONS: dict[str, Any] = {"protocol": 3, "retry": Retry(NoBackoff(), 0), "socket_connect_timeout": 10}
+# redis-py never resends by itself: the backend does, with the write's operation id, so
+# Redis applies it once (see Backend._send). A reply slower than socket_timeout (seconds;
+# `?socket_timeout=` in the URL wins) counts as a lost connection.
+_POOL_OPTIONS: dict[str, Any] = {
+    "protocol": 3,
+    "retry": Retry(NoBackoff(), 0),
+    "socket_connect_timeout": 10,
+    "socket_timeout": float(os.environ.get("REDIS_MEMORY_SOCKET_TIMEOUT", "30")),
+}
 
 
 def resolve_url(url: str | None = None, host: str | None = None, port: int | None = None) -> str:
@@ -79,6 +86,16 @@ def _pool_from_client(client: redis.Redis) -> Any:
     pool = client.connection_pool
     options = {**pool.connection_kwargs, **_POOL_OPTIONS}
     return lambda: redis.ConnectionPool(connection_class=pool.connection_class, **options)
+
+
+def stats() -> dict[str, dict[str, Any]]:
+    """What each server's backend in this process has done: operations, round trips,
+    resends after a lost connection (``retries``), journaled / replayed writes, conflicts
+    dropped on replay, errors, ``journal_depth`` (writes waiting for Redis) and latency per
+    operation (count, mean and max in ms). Keyed by server (URL or client)."""
+    with _lock:
+        backends = [*_by_url.values(), *_by_client.values()]
+    return {backend.label: {**backend.stats.snapshot(), "journal_depth": backend.backlog} for backend in backends}
 
 
 def reset() -> None:

@@ -16,8 +16,11 @@ from __future__ import annotations
 import contextvars
 import functools
 import hashlib
+import itertools
 import logging
 import math
+import os
+import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Generator, Sequence
@@ -34,6 +37,7 @@ from redis_memory.errors import (
     ConcurrentModificationError,
     MissingIndexError,
     MissingKeyError,
+    RedisConnectionError,
     ServerError,
     TransactionError,
     UnstorableValueError,
@@ -64,7 +68,42 @@ SCRIPT_ERRORS: dict[str, Callable[[str], Exception]] = {
     "RMNOKEY": MissingKeyError,
     "RMNOINDEX": MissingIndexError,
     "RMTYPE": WrongTypeError,
+    "RMSTALE": ConcurrentModificationError,
 }
+_WRITE_SCRIPTS = ("push", "batch")  # and every "op:<name>"
+
+
+def is_write(request: Request) -> bool:
+    """Whether ``request`` runs one of the write scripts (which carry an operation id)."""
+    return isinstance(request, Script) and (request.name in _WRITE_SCRIPTS or request.name.startswith("op:"))
+
+
+class Stats:
+    """Counters of one backend (see :func:`redis_memory.stats`)."""
+
+    def __init__(self) -> None:
+        """All zero."""
+        self.counts: dict[str, int] = dict.fromkeys(
+            ("operations", "round_trips", "retries", "reconnects", "journaled", "replayed", "conflicts", "errors"), 0
+        )
+        self.latency: dict[str, list[float]] = {}  # op -> [count, total seconds, max seconds]
+
+    def timed(self, name: str, seconds: float) -> None:
+        """Record one operation's latency."""
+        entry = self.latency.setdefault(name, [0, 0.0, 0.0])
+        entry[0] += 1
+        entry[1] += seconds
+        entry[2] = max(entry[2], seconds)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The counters as plain data; latencies as count, mean and max in milliseconds."""
+        return {
+            **self.counts,
+            "latency_ms": {
+                name: {"count": int(count), "mean": 1000 * total / count if count else 0.0, "max": 1000 * most}
+                for name, (count, total, most) in sorted(self.latency.items())
+            },
+        }
 
 
 def public_error(exc: Exception) -> Exception:
@@ -203,6 +242,14 @@ class Core(DocumentOps):
         self._bounds: dict[tuple[str, str], int] = {}
         self._validators: dict[tuple[str, str], Callable[[Any], Any]] = {}
         self._search: dict[tuple[str, str], str] = {}
+        self.journal: Any = None  # a redis_memory.journal.Journal, set by a driver that journals
+        self.server_id = ""
+        self.backlog = 0  # journaled writes of this process not yet replayed
+        self._raise_offline: set[str] = set()
+        self._known: OrderedDict[tuple[str, str], tuple[str, Any] | None] = OrderedDict()
+        self._op_counter = itertools.count()
+        self._op_prefix = ("", -1)
+        self.stats = Stats()
         self._full_push: set[str] = set()  # searchable lists met by push.lua: op:push from now on
 
     # -- configuration --------------------------------------------------------------------------
@@ -214,6 +261,7 @@ class Core(DocumentOps):
         bounds: dict[str, int] | None = None,
         validators: dict[str, Callable[[Any], Any]] | None = None,
         search: dict[str, Sequence[str]] | None = None,
+        offline: str | None = None,
     ) -> None:
         """Set the sliding expiry of an object, the size bounds of its lists, the validators
         of their elements (declared ``list[X]`` attributes) and the lists to make searchable
@@ -232,6 +280,12 @@ class Core(DocumentOps):
             self._bounds[(space.hash_key, name)] = bound
         for name, fields in (search or {}).items():
             self._search[(space.hash_key, name)] = ",".join(fields)
+        if offline == "raise":
+            self._raise_offline.add(space.hash_key)
+        elif offline == "journal":
+            self._raise_offline.discard(space.hash_key)
+        elif offline is not None:
+            raise ValueError(f"offline must be 'journal' or 'raise', not {offline!r}")
 
     def search_fields(self, space: KeySpace, name: str) -> str:
         """The element fields this process asks list ``name`` to index, comma-separated
@@ -307,26 +361,113 @@ class Core(DocumentOps):
 
     def _op(self, name: str, space: KeySpace, key: str, args: Sequence[str]) -> Op[Any]:
         """Run write op ``lua/ops/<name>.lua`` on ``key`` (one EVALSHA), or queue it when a
-        transaction is open on the object (then return :data:`QUEUED`)."""
+        transaction is open on the object (then return :data:`QUEUED`). While Redis cannot be
+        reached the write is journaled instead (see :meth:`_write`), also returning QUEUED."""
         transaction = self._transaction(space)
+        needs_reply = name in _NEEDS_REPLY and args[1] in _NEEDS_REPLY[name]
         if transaction is not None:
-            if name in _NEEDS_REPLY and args[1] in _NEEDS_REPLY[name]:
+            if needs_reply:
                 raise TransactionError("this change returns a value from Redis: make it outside the transaction")
             transaction.queue.append((name, key, list(args)))
             return QUEUED
         ttl = self._ttls.get(space.hash_key, 0)
         sent = time.monotonic()
+        # clear keeps no operation id (it deletes the object's log of them): resending it is harmless
+        op_id = "" if name == "clear" else self.next_op_id()
         lean = name == "push" and not ttl and not args[2] and key not in self._full_push
+        keys, full_args = [space.hash_key, key], [str(ttl), op_id, "", *args]
         try:
-            reply = yield Script("push" if lean else f"op:{name}", [space.hash_key, key], [str(ttl), *args])
+            reply = yield from self._write(
+                space, Script("push" if lean else f"op:{name}", keys, full_args), needs_reply
+            )
         except _FullScriptNeeded:
             if len(self._full_push) >= 65536:
                 self._full_push.clear()
             self._full_push.add(key)
-            reply = yield Script(f"op:{name}", [space.hash_key, key], [str(ttl), *args])
-        if ttl:
+            reply = yield from self._write(space, Script(f"op:{name}", keys, full_args), needs_reply)
+        if reply is QUEUED:
+            self._known_after(space, name, args)
+        elif ttl:
             self._slide(space, sent + ttl / 1000)
         return reply
+
+    def next_op_id(self) -> str:
+        """A new operation id, unique across processes (a random token per process + a counter)."""
+        token, pid = self._op_prefix
+        if pid != os.getpid():
+            token, pid = secrets.token_hex(6), os.getpid()
+            self._op_prefix = (token, pid)
+        return f"{token}:{next(self._op_counter)}"
+
+    def _write(self, space: KeySpace, request: Script, needs_reply: bool = False) -> Op[Any]:
+        """Send a write script, or journal it when Redis cannot be reached (and the object
+        allows it): while this process has journaled writes for the server, every later write
+        is journaled behind them, so they reach Redis in order. Returns :data:`QUEUED` when
+        journaled."""
+        journaling = self.journal is not None and space.hash_key not in self._raise_offline and not needs_reply
+        if journaling and self.backlog:
+            return self._journal_write(request)
+        try:
+            reply = yield request
+        except RedisConnectionError:
+            if not journaling:
+                raise
+            return self._journal_write(request)
+        return reply
+
+    def _journal_write(self, request: Script) -> Any:
+        self.journal.append(self.server_id, request.name, list(request.keys), list(request.args))
+        self.backlog += 1
+        self.stats.counts["journaled"] += 1
+        logger.info("Redis at %s is unreachable: write journaled (%d waiting)", self.server_id, self.backlog)
+        self.journal_started()
+        return QUEUED
+
+    def journal_started(self) -> None:
+        """Called after a write was journaled: the driver starts replaying when it can."""
+
+    # -- last known values (served while Redis cannot be reached) -----------------------------------
+
+    def _know(self, space: KeySpace, name: str, found: tuple[str, Any] | None) -> None:
+        self._known[(space.hash_key, name)] = found
+        self._known.move_to_end((space.hash_key, name))
+        while len(self._known) > 4 * self._max_mirrors:
+            self._known.popitem(last=False)
+
+    def known(self, space: KeySpace, name: str) -> tuple[bool, tuple[str, Any] | None]:
+        """``(True, value as g_read returns it)`` when this process knows attribute ``name``'s
+        last value (read, or written while offline), ``(False, None)`` otherwise."""
+        entry = (space.hash_key, name)
+        return (True, self._known[entry]) if entry in self._known else (False, None)
+
+    def _known_after(self, space: KeySpace, op: str, args: Sequence[str]) -> None:
+        """A journaled write changes the last known value the way Redis will on replay."""
+        name = args[0] if op in ("assign", "delete", "incr", "cas") else (parse_kind_field(args[0]) or "")
+        entry = (space.hash_key, name)
+        found = self._known.get(entry)
+        if op == "delete":
+            self._know(space, name, None)
+        elif op == "assign" and args[3] == codec.HASH:
+            self._know(space, name, (args[2], codec.decode_scalar(args[2], args[7])))
+        elif op == "assign" and args[3] == codec.LIST:
+            items = self._proxy(args[2], space, name, codec.loads_elements(raw.encode() for raw in args[7:]))
+            self._know(space, name, (args[2], Mirror(args[2], items).seal()))
+        elif op == "assign" and args[3] == codec.SET:
+            members = self._proxy(args[2], space, name, {codec.loads(raw) for raw in args[7:]})
+            self._know(space, name, (args[2], Mirror(args[2], members).seal()))
+        elif op == "assign":
+            self._know(space, name, (args[2], Mirror(args[2], codec.loads(args[7]))))
+        elif op == "incr" and found is not None and codec.structure_of(found[0]) == codec.HASH:
+            amount = float(args[2]) if args[3] == "float" or found[0] == "float" else int(args[2])
+            self._know(space, name, ("float" if isinstance(amount, float) else found[0], found[1] + amount))
+        elif op == "incr" and entry in self._known and found is None:
+            self._know(space, name, (args[3], float(args[2]) if args[3] == "float" else int(args[2])))
+        elif op == "push" and found is not None and isinstance(found[1], Mirror):
+            list.extend(found[1].value, codec.loads_elements(raw.encode() for raw in args[3:]))
+            found[1].seal()
+        else:  # not worked out offline: unknown until Redis answers
+            self._known.pop(entry, None)
+            self._known.pop((space.hash_key, args[0]), None)
 
     def begin(self, space: KeySpace) -> None:
         """Open a transaction on ``space`` in the current thread or task (see :meth:`g_commit`).
@@ -359,18 +500,25 @@ class Core(DocumentOps):
             return []
         keys: list[str] = []
         ttl = self._ttls.get(space.hash_key, 0)
-        args: list[str] = [str(ttl), str(len(queue))]
+        op_id = "" if any(name == "clear" for name, _, _ in queue) else self.next_op_id()
+        args: list[str] = [str(ttl), op_id, "", str(len(queue))]
         for name, key, op_args in queue:
             if key not in keys:
                 keys.append(key)
             args += [name, str(keys.index(key) + 2), str(len(op_args)), *op_args]
         sent = time.monotonic()
         try:
-            reply = yield Script("batch", [space.hash_key, *keys], args)
+            reply = yield from self._write(space, Script("batch", [space.hash_key, *keys], args))
         except BaseException:
             for key in keys:
                 self._mirrors.pop(key, None)
             raise
+        if reply is QUEUED:
+            for key in keys:
+                self._mirrors.pop(key, None)
+            for name, _, op_args in queue:
+                self._known_after(space, name, op_args)
+            return [None] * len(queue)
         for (name, key, op_args), result in zip(queue, reply, strict=True):
             if name == "push":  # the mirror takes the appends, as after a single push
                 elements = codec.loads_elements(raw.encode() for raw in op_args[3:])
@@ -388,8 +536,14 @@ class Core(DocumentOps):
 
         A mirrored collection costs no round trip when ``cached``; a scalar one HMGET; a
         collection not mirrored one HMGET then one EVALSHA (HGET + LRANGE, SMEMBERS, JSON.GET
-        or GET; O(size of the value)).
+        or GET; O(size of the value)). The answer is kept as the last known value, which is
+        served while Redis cannot be reached.
         """
+        found = yield from self._g_read(space, name, cached)
+        self._know(space, name, found)
+        return found
+
+    def _g_read(self, space: KeySpace, name: str, cached: bool) -> Op[tuple[str, Any] | None]:
         key = space.collection_key(name)
         mirror = self._mirror(key) if cached else None
         if mirror is not None:
@@ -451,14 +605,14 @@ class Core(DocumentOps):
             mirror = Mirror(kind, codec.loads(document_text), raw=document_text.encode())
         else:
             payload = [codec.encode_scalar(value)[1]]
-        json_flag = yield from self.g_json_flag()
+        json_flag = (yield from self.g_json_flag()) if structure == codec.JSON_DOC else "0"
         self._mirrors.pop(key, None)
         fields = self.search_fields(space, name) if structure == codec.LIST else ""
         args = [name, kind_field(name), kind, structure, json_flag, str(bound), fields, *payload]
         sent = time.monotonic()
         if (yield from self._op("assign", space, key, args)) is QUEUED or mirror is None:
             return
-        if json_flag == "1":
+        if json_flag == "1" or structure != codec.JSON_DOC:
             mirror.raw = None
         ttl = self._ttls.get(space.hash_key, 0)
         if ttl:

@@ -89,6 +89,11 @@ class RedisConnectionError(RedisMemoryError, ConnectionError):
     """Redis could not be reached (refused, reset, timed out)."""
 
 
+class JournalError(RedisMemoryError):
+    """Redis could not be reached and the write could not be journaled either (a full disk,
+    an unwritable data directory): the write was not made."""
+
+
 class ServerError(RedisMemoryError):
     """Redis answered with an error this library does not map to a more specific class."""
 

@@ -130,6 +130,7 @@ class Memory:
         cache: bool = True,
         ttl: timedelta | float | None = None,
         bounds: Mapping[str, int] | None = None,
+        offline: str = "journal",
     ) -> None:
         """Open the memory ``memory_id`` (nothing is read until an attribute is).
 
@@ -138,6 +139,9 @@ class Memory:
         seconds) expires every key of the object together, ``ttl`` after the last write this
         process makes through it (sliding). ``bounds={"messages": 50}`` keeps only the last 50
         elements of that list attribute, trimmed by the same script that appends.
+        ``offline="journal"`` (the default): while Redis cannot be reached, writes go to the
+        durable offline journal and are replayed when it returns (docs/reliability.md);
+        ``offline="raise"``: they raise :class:`~redis_memory.errors.RedisConnectionError`.
         """
         space = KeySpace(resolve_prefix(prefix if prefix is not None else redis_prefix), normalize_id(memory_id))
         backend = backend_for(url=url, client=client, host=redis_hostname, port=redis_port)
@@ -145,8 +149,10 @@ class Memory:
         object.__setattr__(self, "_backend", backend)
         object.__setattr__(self, "_cache", cache)
         validators = schema.element_validators(type(self))
-        if ttl is not None or bounds or validators:
-            backend.configure(space, _milliseconds(ttl), _checked_bounds(bounds or {}), validators)
+        if offline not in ("journal", "raise"):
+            raise ValueError(f"offline must be 'journal' or 'raise', not {offline!r}")
+        if ttl is not None or bounds or validators or offline == "raise" or space.hash_key in backend._raise_offline:
+            backend.configure(space, _milliseconds(ttl), _checked_bounds(bounds or {}), validators, offline=offline)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Check a subclass's declared attributes (see :mod:`redis_memory.schema`)."""
@@ -309,13 +315,15 @@ class ConversationMemory(Memory):
         max_messages: int | None = None,
         bounds: Mapping[str, int] | None = None,
         index_messages: bool | None = None,
+        offline: str = "journal",
     ) -> None:
         """Open conversation ``conversation_id`` (nothing is read until an attribute is).
 
         ``max_messages=N`` keeps only the last N elements of ``messages`` (same as
         ``bounds={"messages": N}``). ``index_messages=True`` (default: the class's
-        :attr:`index_messages`) makes ``messages`` searchable: the next change to it through
-        this object copies every message it holds into the message index, and from then on
+        :attr:`index_messages`) makes ``messages`` searchable: the next append to it or
+        assignment of it through this object copies every message it holds into the message
+        index, and from then on
         every process's changes keep the copies in step, in the same Lua call. See
         :class:`Memory` for the other arguments.
         """
@@ -332,6 +340,7 @@ class ConversationMemory(Memory):
             cache=cache,
             ttl=ttl,
             bounds=bounds,
+            offline=offline,
         )
         if type(self).index_messages if index_messages is None else index_messages:
             from redis_memory.search.messages import message_fields

@@ -51,8 +51,9 @@ def test_append_is_one_round_trip_and_o1_bytes_whatever_the_history(memory: Memo
 
     append()  # the first call on a server may load the script (SCRIPT LOAD)
     short = traffic(raw, mem, append)
-    # HGET kind, HGET _search:messages (not searchable: the lean script goes on), RPUSH, LLEN
-    assert delta(raw, append) == {"evalsha": 1, "hget": 2, "rpush": 1, "llen": 1}
+    # HGET: operation id seen before? the kind, searchable? Then RPUSH, LLEN, and the op id
+    # with its reply is logged (HSET + HPEXPIRE of that field): exactly once under resends
+    assert delta(raw, append) == {"evalsha": 1, "hget": 3, "rpush": 1, "llen": 1, "hset": 1, "hpexpire": 1}
     mem.messages.extend([{"role": "user", "content": f"message {n}"} for n in range(5_000)])
     _ = mem.messages
     long = traffic(raw, mem, append)
@@ -72,7 +73,10 @@ def test_scalar_set_and_get_are_one_round_trip_each(memory: MemoryFactory, raw: 
     def get_state() -> None:
         assert mem.state == "closed"
 
-    assert delta(raw, set_state) == {"evalsha": 1, "hget": 1, "del": 1, "hset": 1}  # HGET: was it a searchable list?
+    # HGET: op id seen before? was it a searchable list? HSET: the value; when it was assigned
+    # (TIME, last writer wins on journal replays); the op id and its reply (+ HPEXPIRE)
+    expected = {"evalsha": 1, "hget": 2, "del": 1, "hset": 3, "time": 1, "hpexpire": 1}
+    assert delta(raw, set_state) == expected
     assert delta(raw, get_state) == {"hmget": 1}
 
 

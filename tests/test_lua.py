@@ -33,6 +33,6 @@ def test_push_and_op_push_agree(
         if kind is not None:
             client.hset(hash_key, "_kind:log", kind)
         client.rpush(key, "old")
-        reply = run(client, name, [hash_key, key], ["0", "_kind:log", bound, "", *elements])
+        reply = run(client, name, [hash_key, key], ["0", "", "", "_kind:log", bound, "", *elements])
         outcomes.append((reply, client.lrange(key, 0, -1), client.hgetall(hash_key)))
     assert outcomes[0] == outcomes[1]

@@ -151,7 +151,7 @@ def test_one_backend_per_server_per_process(servers: dict[str, RedisProcess], pr
 
 
 def test_an_unreachable_server_raises_a_connection_error(prefix: str) -> None:
-    mem = ConversationMemory("down", url=f"redis://127.0.0.1:{free_port()}/0", prefix=prefix)
+    mem = ConversationMemory("down", url=f"redis://127.0.0.1:{free_port()}/0", prefix=prefix, offline="raise")
     with pytest.raises(ConnectionError):
         mem.x = 1
     with pytest.raises(ConnectionError):

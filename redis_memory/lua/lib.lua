@@ -9,6 +9,93 @@ local function fail(code, message)
   return redis.error_reply(code .. ' ' .. message)
 end
 
+-- Exactly once (docs/reliability.md): every write carries an operation id, and the reply of
+-- each write is kept under its id in the hash <prefix>~ops{<id>} for OPLOG_MS (each field
+-- expires by itself), so a write resent after its reply was lost returns that first reply
+-- instead of being applied again. The '~' keeps the hash out of both search indexes.
+local OPLOG_MS = 3600000
+
+local function oplog_key(hash)
+  local brace = string.find(hash, '{', 1, true)
+  return string.sub(hash, 1, brace - 1) .. '~ops' .. string.sub(hash, brace)
+end
+
+-- Numbers are kept as text ({n = ...}): cjson writes only 14 significant digits.
+local function pack_reply(value)
+  local kind = type(value)
+  if kind == 'number' then
+    return {n = string.format('%.17g', value)}
+  elseif kind == 'table' then
+    local packed = {}
+    for k, v in pairs(value) do
+      packed[k] = pack_reply(v)
+    end
+    return packed
+  end
+  return value
+end
+
+local function unpack_reply(value)
+  if type(value) ~= 'table' then
+    return value
+  end
+  if value.n ~= nil and type(value.n) == 'string' then
+    return tonumber(value.n)
+  end
+  local unpacked = {}
+  for k, v in pairs(value) do
+    unpacked[k] = unpack_reply(v)
+  end
+  return unpacked
+end
+
+-- (true, first reply) when write `op_id` was applied already; false otherwise.
+local function applied_before(hash, op_id)
+  if op_id == '' then
+    return false
+  end
+  local found = redis.call('HGET', oplog_key(hash), op_id)
+  if not found then
+    return false
+  end
+  return true, unpack_reply(cjson.decode(found))[1]
+end
+
+local function remember_applied(hash, op_id, reply)
+  if op_id == '' then
+    return
+  end
+  local key = oplog_key(hash)
+  redis.call('HSET', key, op_id, cjson.encode({pack_reply(reply)}))
+  redis.call('HPEXPIRE', key, OPLOG_MS, 'FIELDS', 1, op_id)
+end
+
+-- Last writer wins when the offline journal replays an assignment or a deletion: MADE_AT is
+-- when the replayed write was made (ms, the writer's clock; '' for a write made online), and
+-- field '@<name>' of the operation log records when the attribute was last assigned (ms, the
+-- server's clock; kept while the attribute is stored).
+local MADE_AT = ''
+
+local function now_ms()
+  local now = redis.call('TIME')
+  return string.format('%d', tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000))
+end
+
+local function assigned_now(hash, name)
+  redis.call('HSET', oplog_key(hash), '@' .. name, now_ms())
+end
+
+local function superseded(hash, name)
+  if MADE_AT == '' then
+    return nil
+  end
+  local at = redis.call('HGET', oplog_key(hash), '@' .. name)
+  if at and tonumber(at) > tonumber(MADE_AT) then
+    return fail('RMSTALE', 'a later write to ' .. name .. ' wins (last writer wins)')
+  end
+  return nil
+end
+
 -- Kinds as the ops checked so far in this call will leave them (false: deleted), so a batch
 -- can assign an attribute and then change it.
 local PENDING = {}
@@ -77,6 +164,7 @@ local function search_state(hash, name)
   end
   local brace = string.find(hash, '{', 1, true)
   return {
+    hash = hash,
     name = name,
     fields = fields,
     base = tonumber(redis.call('HGET', hash, '_mbase:' .. name) or '0'),
@@ -134,6 +222,10 @@ local function write_message(state, position, raw)
   end
   redis.call('DEL', key)
   redis.call('HSET', unpack(args))
+  local ttl = redis.call('PTTL', state.hash)  -- a copy expires with its conversation
+  if ttl > 0 then
+    redis.call('PEXPIRE', key, ttl)
+  end
 end
 
 -- The list changed from position `from` on, and was `old_length` long: copy positions
@@ -210,6 +302,7 @@ local function touch(hash, ttl)
     return
   end
   redis.call('PEXPIRE', hash, ttl)
+  redis.call('PEXPIRE', oplog_key(hash), ttl)
   local fields = redis.call('HKEYS', hash)
   for _, field in ipairs(fields) do
     if string.sub(field, 1, 6) == '_kind:' then

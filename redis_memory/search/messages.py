@@ -83,7 +83,9 @@ def message_index() -> IndexSpec:
 def _filters(text: str | None, filters: Mapping[str, object]) -> list[Filter]:
     given = dict(filters)
     if text is not None:
-        given["content__contains"] = text
+        if not isinstance(given.get("content__contains", ""), str):
+            raise TypeError("content__contains takes text")
+        given["content__contains"] = f"{text} {given.get('content__contains', '')}"  # every word must hold
     for key in list(given):  # the conversation id is stored percent-encoded, as in key names
         name, _, op = key.partition("__")
         if name == "conversation":
@@ -94,6 +96,8 @@ def _filters(text: str | None, filters: Mapping[str, object]) -> list[Filter]:
                 given[key] = [encode_part(normalize_id(item)) for item in value]
             elif op in ("", "ne"):
                 given[key] = encode_part(normalize_id(value))
+            elif op == "startswith" and isinstance(value, str):
+                given[key] = encode_part(value)  # encoding is per character: prefixes stay prefixes
     parsed = parse(given, message_index().fields)
     check_tag_values(parsed)
     return parsed

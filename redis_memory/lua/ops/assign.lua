@@ -3,9 +3,15 @@
 -- is loaded, bound (lists: keep the last N elements; 0: none), the fields to copy for message
 -- search (lists; '' : none asked), payload: the scalar text, the list elements, the document,
 -- or the set members. A searchable list stays searchable when it is replaced by a list.
+-- Records when (see superseded() in lib.lua); RMSTALE for a replayed assignment
+-- older than the attribute's last one.
 -- Reply: the collection's length (LLEN / SCARD / EXISTS), 1 for a scalar.
 OPS.assign = {
   check = function(hash, key, a)
+    local err = superseded(hash, a[1])
+    if err then
+      return err
+    end
     PENDING[a[2]] = a[3]
     return nil
   end,
@@ -20,10 +26,12 @@ OPS.assign = {
     redis.call('DEL', key)
     if structure == 'hash' then
       redis.call('HSET', hash, a[1], a[8], a[2], a[3])
+      assigned_now(hash, name)
       return 1
     end
     redis.call('HDEL', hash, a[1])
     redis.call('HSET', hash, a[2], a[3])
+    assigned_now(hash, name)
     if structure == 'list' then
       each_chunk('RPUSH', key, a, 8, #a)
       trim_to(key, a[6])

@@ -22,6 +22,7 @@ OPS.clear = {
         deleted = deleted + redis.call('DEL', collection_key(hash, string.sub(field, 7)))
       end
     end
+    redis.call('DEL', oplog_key(hash))  -- clear is idempotent: it keeps no operation id (single.lua)
     return deleted + redis.call('DEL', hash)
   end,
 }

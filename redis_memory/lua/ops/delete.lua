@@ -1,7 +1,11 @@
 -- Delete an attribute of any kind (and the message-search copies of a searchable list).
--- a: name, kind field. Reply: 0 when it was not stored.
+-- a: name, kind field. Reply: 0 when it was not stored. RMSTALE as for assign.lua.
 OPS.delete = {
   check = function(hash, key, a)
+    local err = superseded(hash, a[1])
+    if err then
+      return err
+    end
     PENDING[a[2]] = false
     return nil
   end,
@@ -11,6 +15,7 @@ OPS.delete = {
     end
     drop_search(hash, key, a[1])
     redis.call('HDEL', hash, a[1], a[2])
+    redis.call('HDEL', oplog_key(hash), '@' .. a[1])
     redis.call('DEL', key)
     return 1
   end,
