@@ -10,7 +10,7 @@ Faults, switched at runtime from any thread::
 
     cut_after_forward   the server's reply is dropped and the client reset: the command
                         was applied, the client never hears so (a blind retry duplicates it)
-    cut_before_forward  a request is dropped and both sides closed: the command never
+    cut_before_forward  a request is dropped and the client reset: the command never
                         reaches the server
     delay               every chunk, both ways, is held back (slow network, slow server)
     reset_all           every open connection is reset now
@@ -244,7 +244,7 @@ class FaultProxy:
     def cut_before_forward(
         self, probability: float = 1.0, *, count: int | None = None, match: bytes | None = None, seed: int | None = None
     ) -> None:
-        """Drop a request chunk from the client, with ``probability``, and close both sides.
+        """Drop a request chunk from the client, with ``probability``, and reset the client.
 
         The request never reaches the server (a request already partly forwarded is left
         incomplete, which the server discards). ``count``/``match``/``seed`` as for

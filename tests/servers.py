@@ -14,8 +14,11 @@ from redis_memory.server import module_paths, server_binary
 class RedisProcess:
     """One redis-server on a unix socket in ``directory``, started and stopped by the tests."""
 
-    def __init__(self, directory: Path, modules: bool, extra: list[str] | None = None, port: int = 0) -> None:
+    def __init__(
+        self, directory: Path, modules: bool, extra: list[str] | None = None, port: int = 0, binary: str | None = None
+    ) -> None:
         self.directory = directory
+        self.binary = binary  # None: the one the embedded server uses (redis_memory.server.server_binary)
         self.modules = modules
         self.port = port
         self.socket = directory / "redis.sock"
@@ -28,7 +31,7 @@ class RedisProcess:
 
     def command(self) -> list[str]:
         command = [
-            server_binary(),
+            self.binary or server_binary(),
             "--port", str(self.port),
             "--bind", "127.0.0.1",
             "--unixsocket", str(self.socket),
@@ -53,13 +56,15 @@ class RedisProcess:
         log.close()
         client = redis.Redis(unix_socket_path=str(self.socket))
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and self.process.poll() is None:
             try:
                 if client.ping():
                     client.close()
                     return self
             except redis.exceptions.ConnectionError:
                 time.sleep(0.02)
+        client.close()
+        self.stop()
         raise RuntimeError(f"redis-server did not start: {(self.directory / 'redis.log').read_text()}")
 
     def stop(self) -> None:
