@@ -62,6 +62,13 @@ fallback runs at 1,000 and 10,000 (its once-per-server RuntimeWarning is silence
 medians in milliseconds and their growth from one size to the next; at 1,000 and 10,000 both
 servers must give the same count and the same ids for ``sort_by="-last_activity"`` (PASS/FAIL).
 
+Offline journal (no server): a ConversationMemory on a URL that refuses connections, its
+backend set to fail over at once (``retry_for = 0``) into a fresh SQLite journal in a temporary
+directory; after the first write has failed over, ``--journal-writes`` (default 5,000) writes
+(``mem.state = ...`` and ``mem.incr("turns")`` alternately) are timed as they are journaled, and
+``stats()[url]["journal_depth"]`` must count every write. The online append cases must journal
+nothing (``stats()[url]["journaled"] == 0``). ``--only-journal`` runs just this section.
+
 Run: ``make bench`` or ``.venv/bin/python bench/bench.py [--samples N]``. The exit code is 0
 whatever the figures are (it is a report), unless the benchmark itself fails.
 """
@@ -75,6 +82,7 @@ import os
 import platform
 import random
 import re
+import socket
 import statistics
 import subprocess
 import sys
@@ -93,11 +101,13 @@ import redis
 
 import redis_memory
 from redis_memory import ConversationMemory, config
+from redis_memory.journal import Journal
 from redis_memory.keys import KeySpace
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 HISTORY_SIZES = (0, 1_000, 10_000)
 READ_SIZE = 1_000
+JOURNAL_RATE_LIMIT = 5_000  # journaled writes per second while Redis is unreachable
 APPEND_GROWTH_LIMIT = 1.2  # append at 10k within 1.2x of append at 0
 RAW_RATIO_LIMIT = 1.5  # append, set and get within 1.5x of raw redis-py
 SIDES = ("lib", "raw", "pool")
@@ -351,6 +361,7 @@ class Bench:
         self.results: list[Result] = []
         self.stale_reads = 0
         self.round_trips: list[tuple[bool, str, str]] = []  # (passed, check, detail)
+        self.online_journaled = -1  # writes the online append cases journaled (must be 0)
 
     def close(self) -> None:
         """Close the raw clients."""
@@ -378,6 +389,7 @@ class Bench:
         self._measure(cases, self.samples)
         for check in checks:
             check()
+        self.online_journaled = config.stats()[config.backend_for(url=self.url).label]["journaled"]
 
     def _append_sides(self, history: int) -> tuple[dict[str, Side], Hook]:
         """``mem.messages.append(msg)`` (attribute access every time) vs RPUSH of the same JSON."""
@@ -1078,6 +1090,14 @@ def report(bench: Bench, server_version: str) -> None:
             )
         )
 
+    out(
+        check_line(
+            bench.online_journaled == 0,
+            f"journal overhead online: {bench.online_journaled} journaled writes, no journal I/O "
+            "(stats()[url]['journaled'] after the append cases)",
+        )
+    )
+
     out("\none round trip (counted by the server, INFO commandstats, not timed)\n")
     for passed, text, detail in bench.round_trips:
         out(check_line(passed, text))
@@ -1096,6 +1116,61 @@ def report(bench: Bench, server_version: str) -> None:
     out(
         f"  this run, redis-memory: append {shown} ms; set / get "
         f"{scalars[0].median('lib') / 1000:.3f} / {scalars[1].median('lib') / 1000:.3f} ms\n"
+    )
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (connections to it are refused)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def offline_journal(writes: int) -> None:
+    """Time writes journaled to SQLite while Redis refuses connections; check the journal's depth."""
+    out = sys.stdout.write
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    with tempfile.TemporaryDirectory(prefix="rm-journal-") as directory:
+        backend = config.backend_for(url=url)
+        backend.retry_for = 0  # fail over to the journal at once
+        journal = backend.journal = Journal(Path(directory) / "journal.sqlite3")
+        try:
+            mem = ConversationMemory("journal-bench", url=url, prefix=f"bench-{uuid.uuid4().hex[:10]}:")
+            mem.state = "first"  # refused: fails over to the journal (later writes queue behind it)
+            if config.stats()[url]["journal_depth"] != 1:
+                raise AssertionError("the first offline write was not journaled")
+            clock = time.perf_counter
+            start = clock()
+            for i in range(writes):
+                if i % 2:
+                    mem.incr("turns")
+                else:
+                    mem.state = f"s{i}"
+            seconds = clock() - start
+            depth = config.stats()[url]["journal_depth"]
+            last_state = mem.state  # the last known value, served offline
+        finally:
+            with backend._lock:  # the replay thread, on its next attempt, finds itself "forked" and stops
+                backend._pid = -2
+            journal.close()
+    rate = writes / seconds
+    out(f"\noffline journal: {url} refuses connections; writes journaled to SQLite (WAL, synchronous=NORMAL)\n")
+    out(
+        f"  {writes:,} writes (mem.state = ... / mem.incr('turns') alternately) after the first fail-over: "
+        f"{seconds:.3f} s, {1e6 * seconds / writes:.0f} us per write\n"
+    )
+    out(
+        check_line(
+            rate >= JOURNAL_RATE_LIMIT, f"journaled writes while offline >= {JOURNAL_RATE_LIMIT:,}/s: {rate:,.0f}/s"
+        )
+    )
+    expected_state = f"s{writes - 2 + writes % 2}" if writes else "first"
+    out(
+        check_line(
+            depth == writes + 1 and last_state == expected_state,
+            f"journal_depth {depth:,} == {writes + 1:,} writes made (the first fail-over + {writes:,}); "
+            f"last known state {last_state!r}",
+        )
     )
 
 
@@ -1128,9 +1203,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--scan-samples", type=int, default=20, help="samples per query case, SCAN fallback at 10k (default 20)"
     )
+    parser.add_argument(
+        "--journal-writes", type=int, default=5000, help="writes timed in the offline journal (default 5000)"
+    )
+    parser.add_argument("--only-journal", action="store_true", help="run only the offline journal section")
     args = parser.parse_args(argv)
 
     started = time.monotonic()
+    if args.only_journal:
+        try:
+            offline_journal(args.journal_writes)
+        finally:
+            config.reset()
+        sys.stdout.write(f"\n(total {time.monotonic() - started:.0f} s)\n")
+        return 0
+
     with tempfile.TemporaryDirectory(prefix="rm-bench-") as directory:
         server = redis_process_class()(Path(directory) / "srv", modules=True).start()
         plain: Any = None
@@ -1152,6 +1239,7 @@ def main(argv: list[str] | None = None) -> int:
                 sys.stdout.write("\nqueries: find() / count() with RediSearch and with the SCAN fallback\n")
                 queries.run()
                 queries.report()
+            offline_journal(args.journal_writes)
         finally:
             config.reset()
             if queries is not None:

@@ -71,9 +71,16 @@ def _start_time(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[19]
 
 
+_OWNER: tuple[int, str] = (-1, "")
+
+
 def owner_token(pid: int | None = None) -> str:
     """This process's name in the journal: pid and start time (a reused pid is another owner)."""
-    pid = os.getpid() if pid is None else pid
+    global _OWNER
+    if pid is None:
+        if _OWNER[0] != os.getpid():  # read once per process (and again after fork)
+            _OWNER = (os.getpid(), f"{os.getpid()}:{_start_time(os.getpid())}")
+        return _OWNER[1]
     return f"{pid}:{_start_time(pid)}"
 
 

@@ -452,13 +452,14 @@ def test_conversation_startswith_takes_an_id(
 def test_every_word_is_found_as_the_fallback_finds_it(
     request: pytest.FixtureRequest, server: RedisProcess, prefix: str, quiet: None, content: str, word: str
 ) -> None:
-    bug_with_redisearch(
-        request,
-        server,
-        "bug: filters.words() splits on every non-word character and lowercases all letters, RediSearch "
-        "splits only on ASCII punctuation and spaces/tabs (not newlines, '_', '\\' or non-ASCII) and "
-        "lowercases ASCII only: such words are never found with RediSearch",
-    )
+    if "\n" not in content:  # control characters are turned into spaces in the copies: fixed
+        bug_with_redisearch(
+            request,
+            server,
+            "bug: filters.words() splits on every non-word character and lowercases all letters, RediSearch "
+            "splits only on ASCII punctuation and spaces/tabs (not '_', '\\' or non-ASCII) and "
+            "lowercases ASCII only: such words are never found with RediSearch",
+        )
     ConversationMemory("w", url=server.url, prefix=prefix, index_messages=True).messages = [content]
     assert word in words(content)
     assert [m.message for m in found(server, prefix, word)] == [content]

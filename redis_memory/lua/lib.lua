@@ -208,6 +208,10 @@ local function write_message(state, position, raw)
   if ok and type(element) == 'table' then
     for _, field in ipairs(state.fields) do
       local value = field_text(element[field])
+      if value and field == 'content' then
+        -- the TEXT field: RediSearch does not split words at control characters (a newline)
+        value = string.gsub(value, '%c', ' ')
+      end
       if value then
         args[#args + 1] = field
         args[#args + 1] = value
@@ -216,6 +220,7 @@ local function write_message(state, position, raw)
   elseif ok then  -- an element that is not an object (a plain string message): its text is the content
     local value = field_text(element)
     if value then
+      value = string.gsub(value, '%c', ' ')
       args[#args + 1] = 'content'
       args[#args + 1] = value
     end
