@@ -4,6 +4,7 @@ from redis_memory.codec import JSON, FrozenDict, FrozenList
 from redis_memory.config import stats
 from redis_memory.conversation import Conversation, Message
 from redis_memory.errors import (
+    AccessDeniedError,
     ConcurrentModificationError,
     EmbeddedServerError,
     InvalidNameError,
@@ -33,6 +34,7 @@ __version__ = "0.1.0"
 __all__ = [
     "JSON",
     "MISSING",
+    "AccessDeniedError",
     "ConcurrentModificationError",
     "Conversation",
     "ConversationMemory",

@@ -45,7 +45,7 @@ from redis_memory.core import (
     text,
 )
 from redis_memory.docops import DocOp
-from redis_memory.errors import RedisConnectionError, translate
+from redis_memory.errors import RedisConnectionError, access_denied, translate
 from redis_memory.journal import Journal, journal_for
 from redis_memory.keys import KeySpace
 
@@ -91,6 +91,7 @@ class Backend(Core):
         self.journal = _default_journal()
         self.retry_for = float(os.environ.get("REDIS_MEMORY_RETRY_FOR", "3"))
         self._flusher: threading.Thread | None = None
+        self._backlog_pid = os.getpid()  # the process self.backlog counts for
 
     # -- connection -----------------------------------------------------------------------
 
@@ -98,9 +99,9 @@ class Backend(Core):
         if self._client is not None and self._pid == os.getpid():
             return self._client
         self._mirrors.clear()
-        if self._pid != os.getpid():
-            self._client = None  # a connection inherited through fork() is never touched again
-            self.backlog, self._flusher = 0, None
+        self._client = None  # a connection inherited through fork() is never touched again
+        if self._backlog_pid != os.getpid():  # a forked child: the journal's entries are its parent's
+            self.backlog, self._flusher, self._backlog_pid = 0, None, os.getpid()
         client = redis.Redis(connection_pool=self._pool_factory(), single_connection_client=True)
         connection: Any = client.connection
         connection.register_connect_callback(self._on_connect)
@@ -235,6 +236,8 @@ class Backend(Core):
                 return self._execute(request)
             except _LOST as exc:
                 self._lost()
+                if access_denied(exc):  # a refusal, not an outage: resending cannot help
+                    raise
                 if isinstance(request, Command) and str(request.args[0]).upper() in _NOT_RESENT:
                     raise
                 remaining = deadline - time.monotonic()
@@ -257,7 +260,7 @@ class Backend(Core):
         delay = 0.05
         while True:
             with self._lock:
-                if self._pid != os.getpid():
+                if self._backlog_pid != os.getpid():  # a forked child does not replay its parent's
                     return
                 self._replay()
                 if not self.backlog:

@@ -18,6 +18,8 @@ also derives from the builtin exception a caller would naturally catch::
     ├── TransactionError            (RuntimeError)    a change that cannot be queued in a transaction
     ├── EmbeddedServerError         (RuntimeError)    the embedded redis-server cannot start
     ├── RedisConnectionError        (ConnectionError) Redis cannot be reached
+    ├── AccessDeniedError           (PermissionError) credentials or TLS certificate refused
+    ├── JournalError                                  Redis unreachable and the journal unwritable
     └── ServerError                                   any other error reply from Redis
 
 redis-py's exceptions never escape: :func:`translate` maps them at one boundary
@@ -25,6 +27,8 @@ redis-py's exceptions never escape: :func:`translate` maps them at one boundary
 """
 
 from __future__ import annotations
+
+import ssl
 
 import redis.exceptions
 
@@ -89,6 +93,11 @@ class RedisConnectionError(RedisMemoryError, ConnectionError):
     """Redis could not be reached (refused, reset, timed out)."""
 
 
+class AccessDeniedError(RedisMemoryError, PermissionError):
+    """Redis refused this client: wrong username or password, a command or key the ACL user may
+    not use, or a TLS certificate that is not trusted. Not an outage: never resent or journaled."""
+
+
 class JournalError(RedisMemoryError):
     """Redis could not be reached and the write could not be journaled either (a full disk,
     an unwritable data directory): the write was not made."""
@@ -98,8 +107,24 @@ class ServerError(RedisMemoryError):
     """Redis answered with an error this library does not map to a more specific class."""
 
 
+def access_denied(exc: BaseException) -> bool:
+    """Whether a connection error is a refusal (credentials, ACL, TLS certificate), not an outage."""
+    if isinstance(exc, (redis.exceptions.AuthenticationError, redis.exceptions.AuthorizationError)):
+        return True
+    seen: BaseException | None = exc
+    for _ in range(8):  # redis-py wraps the ssl error it met while connecting
+        if seen is None:
+            return False
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def translate(exc: redis.exceptions.RedisError) -> RedisMemoryError:
     """Map a redis-py exception to the public error it stands for (callers ``raise ... from exc``)."""
+    if access_denied(exc):
+        return AccessDeniedError(f"Redis refused this client: {exc}")
     if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
         return RedisConnectionError(f"cannot reach Redis: {exc}")
     message = str(exc)

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from redis_memory import ConversationMemory, JournalError, config
+from redis_memory import AccessDeniedError, ConversationMemory, JournalError, config
 from redis_memory.journal import Journal
 from tests.faultproxy import FaultProxy
 from tests.servers import RedisProcess
@@ -258,3 +258,42 @@ def test_offline_raise_turns_the_journal_off(durable: DurableServer, prefix: str
     assert config.stats()[url]["journal_depth"] == 0
     with pytest.raises(ValueError, match="offline"):
         ConversationMemory("strict", url=url, prefix=prefix, offline="queue")
+
+
+def test_refused_credentials_raise_at_once_and_are_never_journaled(tmp_path: Path, prefix: str) -> None:
+    """A wrong password is a refusal, not an outage: no resend, no journal entry."""
+    server = RedisProcess(tmp_path / "auth", modules=False, port=free_port()).start()
+    server.client().config_set("requirepass", "s3cret")
+    try:
+        url = f"redis://:wrong@127.0.0.1:{server.port}/0"
+        backend = config.backend_for(url=url)
+        backend.journal, backend.retry_for = Journal(tmp_path / "journal.sqlite3"), 30.0
+        mem = ConversationMemory("c1", url=url, prefix=prefix)
+        with pytest.raises(AccessDeniedError, match="refused"):
+            mem.state = "x"  # with retry_for=30 a resend loop would hang here for 30 s
+        assert backend.journal.depth(url) == 0 and config.stats()[url]["journal_depth"] == 0
+        assert config.stats()[url]["retries"] == 0
+        assert redis.Redis(unix_socket_path=str(server.socket), password="s3cret").exists(f"{prefix}{{c1}}") == 0
+    finally:
+        server.stop()
+
+
+def test_writes_journaled_before_the_first_connection_are_replayed_by_the_flusher(
+    durable: DurableServer, prefix: str, tmp_path: Path
+) -> None:
+    url = f"redis://127.0.0.1:{durable.port}/3"
+    durable.kill()  # down before this process ever connects
+    backend = config.backend_for(url=url)
+    backend.journal, backend.retry_for = Journal(tmp_path / "journal.sqlite3"), 0.0
+    mem = ConversationMemory("early", url=url, prefix=prefix)
+    mem.state = "a"
+    mem.incr("turns")
+    time.sleep(0.3)  # the flusher has tried (and failed) to reconnect meanwhile
+    assert config.stats()[url]["journal_depth"] == 2 == backend.journal.depth(url)
+    durable.start()
+    deadline = time.monotonic() + 60
+    while config.stats()[url]["journal_depth"] and time.monotonic() < deadline:
+        time.sleep(0.05)  # the flusher thread replays by itself once Redis answers
+    assert backend.journal.depth(url) == 0
+    raw = redis.Redis(port=durable.port, db=3, decode_responses=True)
+    assert raw.hmget(f"{prefix}{{early}}", "state", "turns") == ["a", "1"]
