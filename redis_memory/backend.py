@@ -186,7 +186,7 @@ class Backend(Core):
 
     def _translated(self, exc: Exception) -> Exception:
         """The public error for a redis-py or socket error; a lost connection drops the mirrors."""
-        if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)):
+        if isinstance(exc, _LOST):
             self._lost()
             if isinstance(exc, OSError):
                 return RedisConnectionError(f"cannot reach Redis at {self.label}: {exc}")

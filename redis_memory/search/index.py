@@ -75,10 +75,17 @@ class IndexSpec:
 
 
 @functools.cache
+def conversation_schema() -> dict[str, Any]:
+    """``schemas/conversation.json``, read once."""
+    text = resources.files("redis_memory").joinpath("schemas", "conversation.json").read_text("utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+@functools.cache
 def conversation_index() -> IndexSpec:
     """The index the default conversation schema declares (its fields with an ``index``)."""
-    text = resources.files("redis_memory").joinpath("schemas", "conversation.json").read_text("utf-8")
-    fields = json.loads(text)["fields"]
+    fields = conversation_schema()["fields"]
     indexed = {name: field["index"] for name, field in fields.items() if "index" in field}
     sortable = frozenset(name for name, field in fields.items() if field.get("sortable"))
     return IndexSpec(indexed, sortable)
@@ -265,18 +272,21 @@ def raw_search(
     return total, [found for key in keys if (found := parse_hash_key(key, prefix)) is not None]
 
 
-def object_keys(backend: Backend, prefix: str) -> list[str]:
-    """Every object hash key under ``prefix``: SCAN MATCH <prefix>{* TYPE hash (never KEYS)."""
+def scan_hashes(backend: Backend, pattern: str) -> list[str]:
+    """Every hash key matching ``pattern``: SCAN MATCH <pattern> TYPE hash (never KEYS)."""
     keys: list[str] = []
     cursor = "0"
     while True:
-        cursor_raw, batch = backend.execute(
-            "SCAN", cursor, "MATCH", prefix + "{*", "COUNT", _SCAN_COUNT, "TYPE", "hash"
-        )
+        cursor_raw, batch = backend.execute("SCAN", cursor, "MATCH", pattern, "COUNT", _SCAN_COUNT, "TYPE", "hash")
         cursor = cursor_raw.decode() if isinstance(cursor_raw, bytes) else str(cursor_raw)
         keys += [key.decode() if isinstance(key, bytes) else key for key in batch]
         if cursor == "0":
-            return sorted(key for key in keys if parse_hash_key(key, prefix) is not None)
+            return keys
+
+
+def object_keys(backend: Backend, prefix: str) -> list[str]:
+    """Every object hash key under ``prefix`` (``<prefix>{<id>}``), sorted."""
+    return sorted(key for key in scan_hashes(backend, prefix + "{*") if parse_hash_key(key, prefix) is not None)
 
 
 def _scan_search(

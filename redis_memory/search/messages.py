@@ -18,10 +18,8 @@ position), with a warning once per server.
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
 from redis_memory import codec
@@ -40,14 +38,15 @@ from redis_memory.search.filters import (
 from redis_memory.search.index import (
     IndexSpec,
     aggregate_records,
+    conversation_schema,
     ensure_index,
+    scan_hashes,
     search_module,
     search_results,
     warn_scan,
 )
 
 KEY_START = "#m{"
-_SCAN_COUNT = 1000
 _FETCH_BATCH = 500
 _ORDER = ("conversation", "attribute", "n")
 
@@ -65,16 +64,14 @@ class MessageMatch:
 @functools.cache
 def message_fields() -> tuple[str, ...]:
     """The message fields the conversation schema indexes (``role``, ``content``)."""
-    text = resources.files("redis_memory").joinpath("schemas", "conversation.json").read_text("utf-8")
-    fields = json.loads(text)["message"]["fields"]
+    fields = conversation_schema()["message"]["fields"]
     return tuple(name for name, field in fields.items() if "index" in field)
 
 
 @functools.cache
 def message_index() -> IndexSpec:
     """The index over the copies of searchable messages."""
-    text = resources.files("redis_memory").joinpath("schemas", "conversation.json").read_text("utf-8")
-    declared = json.loads(text)["message"]["fields"]
+    declared = conversation_schema()["message"]["fields"]
     fields = {"conversation": "TAG", "attribute": "TAG", "n": "NUMERIC"}
     fields.update({name: declared[name]["index"] for name in message_fields()})
     return IndexSpec(fields, frozenset(_ORDER), label="messages", key_start=KEY_START)
@@ -167,17 +164,8 @@ def _match(record: Mapping[str, str]) -> MessageMatch:
 
 
 def message_keys(backend: Backend, prefix: str) -> list[str]:
-    """Every copy of a searchable message under ``prefix``: SCAN MATCH <prefix>#m{* TYPE hash."""
-    keys: list[str] = []
-    cursor = "0"
-    while True:
-        cursor_raw, batch = backend.execute(
-            "SCAN", cursor, "MATCH", prefix + KEY_START + "*", "COUNT", _SCAN_COUNT, "TYPE", "hash"
-        )
-        cursor = as_text(cursor_raw)
-        keys += [as_text(key) for key in batch]
-        if cursor == "0":
-            return keys
+    """Every copy of a searchable message under ``prefix`` (``<prefix>#m{...``)."""
+    return scan_hashes(backend, prefix + KEY_START + "*")
 
 
 def _scan(
