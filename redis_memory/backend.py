@@ -164,6 +164,9 @@ class Backend(Core):
             if client is not None and self._pid == os.getpid():
                 client.close()
                 client.connection_pool.disconnect()
+            waiting, self._waiting = self._waiting, None
+            if waiting is not None and self._waiting_pid == os.getpid():
+                waiting.disconnect()
 
     # -- running operations -----------------------------------------------------------------
 

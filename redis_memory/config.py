@@ -72,6 +72,7 @@ def backend_for(
             found = _by_client.get(client)
             if found is None:
                 found = _by_client[client] = Backend(_pool_from_client(client), repr(client), _FACTORIES)
+                weakref.finalize(client, found.close)  # the client is gone: so is our connection to its server
             return found
     resolved = resolve_url(url, host, port)
     with _lock:
