@@ -745,7 +745,10 @@ class Core(DocumentOps):
         """
         key = space.collection_key(name)
         try:
-            reply = yield from self._op("list", space, key, [kind_field(name), op, str(self.bound(space, name)), *args])
+            fields = self.search_fields(space, name)
+            reply = yield from self._op(
+                "list", space, key, [kind_field(name), op, str(self.bound(space, name)), fields, *args]
+            )
         except ConcurrentModificationError:
             self.forget(key)
             raise

@@ -321,10 +321,10 @@ class ConversationMemory(Memory):
 
         ``max_messages=N`` keeps only the last N elements of ``messages`` (same as
         ``bounds={"messages": N}``). ``index_messages=True`` (default: the class's
-        :attr:`index_messages`) makes ``messages`` searchable: the next append to it or
-        assignment of it through this object copies every message it holds into the message
-        index, and from then on
-        every process's changes keep the copies in step, in the same Lua call. See
+        :attr:`index_messages`) makes ``messages`` searchable: the next change to it through
+        this object (an append, an assignment or any list operation) copies every message it
+        holds into the message index, and from then on every process's changes keep the
+        copies in step, in the same Lua call. See
         :class:`Memory` for the other arguments.
         """
         if max_messages is not None:

@@ -201,6 +201,63 @@ local function field_text(value)
   return nil
 end
 
+-- A code point as the copies' content holds it (redis_memory.search.messages.fold mirrors
+-- this): non-ASCII punctuation and spaces become a space (RediSearch only splits words at
+-- ASCII ones) and Latin, Greek and Cyrillic capitals become small letters (RediSearch
+-- lowercases ASCII only). cp >= 0x80.
+local function fold(cp)
+  if cp < 0xC0 or cp == 0xD7 or cp == 0xF7 or (cp >= 0x2000 and cp <= 0x206F)
+      or (cp >= 0x3000 and cp <= 0x3002) or (cp >= 0x3008 and cp <= 0x3011) then
+    return 0x20
+  elseif cp <= 0xDE then  -- Latin-1 capitals
+    return cp + 0x20
+  elseif cp >= 0x100 and cp <= 0x17E then  -- Latin Extended-A: capital, small in pairs
+    if cp == 0x178 then
+      return 0xFF
+    end
+    local even = cp % 2 == 0
+    if (cp <= 0x137 and even and cp ~= 0x130) or (cp >= 0x139 and cp <= 0x148 and not even)
+        or (cp >= 0x14A and cp <= 0x177 and even) or (cp >= 0x179 and not even) then
+      return cp + 1
+    end
+  elseif cp >= 0x391 and cp <= 0x3A9 and cp ~= 0x3A2 then  -- Greek capitals
+    return cp + 0x20
+  elseif cp >= 0x400 and cp <= 0x40F then  -- Cyrillic capitals
+    return cp + 0x50
+  elseif cp >= 0x410 and cp <= 0x42F then
+    return cp + 0x20
+  end
+  return cp
+end
+
+local function fold_char(char)
+  local b1, b2, b3 = string.byte(char, 1, 3)
+  local cp
+  if b1 < 0xE0 then
+    cp = (b1 - 0xC0) * 64 + (b2 - 0x80)
+  elseif b1 < 0xF0 and b3 then
+    cp = ((b1 - 0xE0) * 64 + (b2 - 0x80)) * 64 + (b3 - 0x80)
+  else
+    return nil  -- beyond U+FFFF: kept
+  end
+  local folded = fold(cp)
+  if folded == cp then
+    return nil
+  elseif folded == 0x20 then
+    return ' '
+  end
+  return string.char(0xC0 + math.floor(folded / 64), 0x80 + folded % 64)  -- all below U+0800
+end
+
+-- A message's content as its copy holds it, for RediSearch to find every word in any case:
+-- control characters (RediSearch does not split words at a newline), "_" and "\\" become
+-- spaces, and non-ASCII characters are folded (see fold).
+local function search_text(value)
+  value = string.gsub(value, '[%c_\\]', ' ')
+  value = string.gsub(value, '[\194-\244][\128-\191]+', fold_char)
+  return value
+end
+
 local function write_message(state, position, raw)
   local key = message_key(state, position)
   local args = {key, 'element', raw, 'conversation', state.id, 'attribute', state.name, 'n', string.format('%d', state.base + position)}
@@ -209,8 +266,7 @@ local function write_message(state, position, raw)
     for _, field in ipairs(state.fields) do
       local value = field_text(element[field])
       if value and field == 'content' then
-        -- the TEXT field: RediSearch does not split words at control characters (a newline)
-        value = string.gsub(value, '%c', ' ')
+        value = search_text(value)
       end
       if value then
         args[#args + 1] = field
@@ -220,7 +276,7 @@ local function write_message(state, position, raw)
   elseif ok then  -- an element that is not an object (a plain string message): its text is the content
     local value = field_text(element)
     if value then
-      value = string.gsub(value, '%c', ' ')
+      value = search_text(value)
       args[#args + 1] = 'content'
       args[#args + 1] = value
     end

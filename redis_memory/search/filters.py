@@ -7,7 +7,8 @@
     name__ne=value        not equal
     name__in=[a, b]       one of
     name__gt / __gte / __lt / __lte=value     NUMERIC fields (numbers, datetimes, dates)
-    name__contains="w1 w2"                    TEXT fields: every word appears (any case)
+    name__contains="w1 w2"                    TEXT fields: every word appears, words as
+                                              RediSearch splits them (see :func:`words`)
     name__startswith="bill"                   TAG fields: the value starts with this text
 
 The indexed fields and their types come from a schema (``schemas/conversation.json``).
@@ -28,7 +29,16 @@ from redis_memory.errors import InvalidNameError, UnstorableValueError
 
 OPERATORS = ("eq", "ne", "in", "gt", "gte", "lt", "lte", "contains", "startswith")
 _NUMERIC_OPERATORS = {"gt", "gte", "lt", "lte"}
-_WORD = re.compile(r"[^\W_]+|_+", re.UNICODE)
+# RediSearch's tokenizer: a TEXT value's words are split at spaces, tabs and this ASCII
+# punctuation (not at "_", newlines or any non-ASCII character); a backslash makes the next
+# character part of the word; ASCII control characters are dropped from words, and letters
+# lowercased; the value ends at its first NUL
+_SEPARATORS = "\t !\"#$%&'()*+,-./:;<=>?@[]^`{|}~"
+_WORD = re.compile("(?:\\\\.|[^\\\\" + re.escape(_SEPARATORS) + "])+", re.DOTALL)
+_ESCAPED = re.compile(r"\\(.)", re.DOTALL)
+_NORMALIZE = str.maketrans(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz", "".join(map(chr, (*range(0x20), 0x7F)))
+)
 # RediSearch trims these around a TAG value when it indexes it (not other whitespace)
 _TAG_TRIM = " \t\n\r\x0b\x0c"
 
@@ -51,8 +61,13 @@ def as_tag(text: str) -> str:
 
 
 def words(text: str) -> list[str]:
-    """The words of a text as a TEXT field indexes them (lowercased; no stemming)."""
-    return [word for word in _WORD.findall(text.lower()) if word.strip("_")]
+    """The words of a text as RediSearch 2.10 indexes a TEXT field (and reads a query's words):
+    split at spaces, tabs and ASCII punctuation but ``_``; ``\\`` takes the next character
+    literally; ASCII control characters dropped (``"there\\nI"`` is ``"therei"``); ASCII
+    letters lowercased, other letters kept as they are; no stemming; nothing after a NUL.
+    ``"my_order, ÉCOLE"`` -> ``["my_order", "École"]``."""
+    found = (_ESCAPED.sub(r"\1", word).translate(_NORMALIZE) for word in _WORD.findall(text.split("\x00", 1)[0]))
+    return [word for word in found if word]
 
 
 def _stored(value: object) -> str:
@@ -137,10 +152,11 @@ def check_tag_values(filters: list[Filter]) -> None:
 
 
 def escape(text: str) -> str:
-    """Escape every character a RediSearch query could read as syntax (every ASCII character
-    but letters, digits and ``_``). Other characters are never syntax, and a backslash before
-    them would be taken literally. (Words of TEXT filters only hold letters, digits and ``_``.)"""
-    return "".join("\\" + char if char < "\x80" and not (char.isalnum() or char == "_") else char for char in text)
+    """Escape every character a RediSearch query could read as syntax: every ASCII character
+    but letters and digits (a lone ``_`` is a syntax error, ``\\_`` is not). Other characters
+    are never syntax, and a backslash before them would be taken literally. (Words of TEXT
+    filters hold no control character: see :func:`words`.)"""
+    return "".join("\\" + char if char < "\x80" and not char.isalnum() else char for char in text)
 
 
 def _numeric_range(op: str, number: float) -> str:

@@ -51,6 +51,49 @@ _FETCH_BATCH = 500
 _ORDER = ("conversation", "attribute", "n")
 
 
+def fold(code: int) -> int:
+    """A code point (non-ASCII) as the copies' content holds it: mirrors ``fold`` in
+    ``lib.lua``. Non-ASCII punctuation and spaces become a space (RediSearch splits words at
+    ASCII ones only), and Latin, Greek and Cyrillic capitals small letters (it lowercases
+    ASCII only)."""
+    if code < 0xC0 or code in (0xD7, 0xF7) or 0x2000 <= code <= 0x206F or 0x3000 <= code <= 0x3002:
+        return 0x20
+    if 0x3008 <= code <= 0x3011:
+        return 0x20
+    if code <= 0xDE:  # Latin-1 capitals
+        return code + 0x20
+    if 0x100 <= code <= 0x17E:  # Latin Extended-A: capital, small in pairs
+        if code == 0x178:
+            return 0xFF
+        even = code % 2 == 0
+        if (
+            (code <= 0x137 and even and code != 0x130)
+            or (0x139 <= code <= 0x148 and not even)
+            or (0x14A <= code <= 0x177 and even)
+            or (code >= 0x179 and not even)
+        ):
+            return code + 1
+    elif 0x391 <= code <= 0x3A9 and code != 0x3A2:  # Greek capitals
+        return code + 0x20
+    elif 0x400 <= code <= 0x40F:  # Cyrillic capitals
+        return code + 0x50
+    elif 0x410 <= code <= 0x42F:
+        return code + 0x20
+    return code
+
+
+_SEARCH_TEXT = {code: " " for code in (*range(0x20), 0x7F, ord("_"), ord("\\"))}
+_SEARCH_TEXT.update({code: chr(fold(code)) for code in range(0x80, 0x3012) if fold(code) != code})
+
+
+def search_text(text: str) -> str:
+    """A message's content as its copy holds it (``search_text`` in ``lib.lua``), so that
+    RediSearch finds each word in any case: control characters, ``_`` and ``\\`` become
+    spaces, then non-ASCII characters are folded (:func:`fold`). Searched text is read the
+    same way: ``"my_order"`` finds ``"My order"``, ``"école"`` finds ``"ÉCOLE"``."""
+    return text.translate(_SEARCH_TEXT)
+
+
 @dataclass(frozen=True, slots=True)
 class MessageMatch:
     """One message that matched: the conversation it belongs to, the list attribute holding
@@ -83,6 +126,9 @@ def _filters(text: str | None, filters: Mapping[str, object]) -> list[Filter]:
         if not isinstance(given.get("content__contains", ""), str):
             raise TypeError("content__contains takes text")
         given["content__contains"] = f"{text} {given.get('content__contains', '')}"  # every word must hold
+    contains = given.get("content__contains")
+    if isinstance(contains, str):  # read as the copies hold content
+        given["content__contains"] = search_text(contains)
     for key in list(given):  # the conversation id is stored percent-encoded, as in key names
         name, _, op = key.partition("__")
         if name == "conversation":

@@ -1,5 +1,6 @@
 -- One change to a list attribute other than appending (see push.lua).
--- a: kind field, operation, bound (keep the last N elements after growing; 0: none), then:
+-- a: kind field, operation, bound (keep the last N elements after growing; 0: none), the
+-- element fields to make searchable ('' for none asked, as push.lua), then:
 --   popright | popleft | clear             nothing          reply {length, value | nil}
 --   set      index, expected element, new element            reply {length}
 --   delete   index, expected element                         reply {length, element}
@@ -16,20 +17,20 @@ OPS.list = {
     end
     local op = a[2]
     if op == 'set' or op == 'delete' then
-      local current = redis.call('LINDEX', key, tonumber(a[4]))
+      local current = redis.call('LINDEX', key, tonumber(a[5]))
       if not current then
         return fail('RMNOINDEX', 'list index out of range')
       end
-      if current ~= a[5] then
+      if current ~= a[6] then
         return fail('RMCAS', 'the element was changed by another writer')
       end
     elseif op == 'replace' then
-      local n, current = tonumber(a[4]), redis.call('LRANGE', key, 0, -1)
+      local n, current = tonumber(a[5]), redis.call('LRANGE', key, 0, -1)
       if #current ~= n then
         return fail('RMCAS', 'the list was changed by another writer')
       end
       for i = 1, n do
-        if current[i] ~= a[4 + i] then
+        if current[i] ~= a[5 + i] then
           return fail('RMCAS', 'the list was changed by another writer')
         end
       end
@@ -42,6 +43,7 @@ OPS.list = {
   end,
   apply = function(hash, key, a)
     local op, bound, name = a[2], tonumber(a[3]), string.sub(a[1], 7)
+    request_search(hash, key, name, a[4])
     local length = redis.call('LLEN', key)
     local value
     if op == 'popright' then
@@ -51,12 +53,12 @@ OPS.list = {
       value = redis.call('LPOP', key)
       drop_front(hash, name, 1)
     elseif op == 'set' then
-      local index = tonumber(a[4])
-      redis.call('LSET', key, index, a[6])
+      local index = tonumber(a[5])
+      redis.call('LSET', key, index, a[7])
       resync(hash, key, name, index < 0 and length + index or index, length, true)
     elseif op == 'delete' then
-      local index = tonumber(a[4])
-      value = a[5]
+      local index = tonumber(a[5])
+      value = a[6]
       if index < 0 then
         index = length + index
       end
@@ -70,30 +72,30 @@ OPS.list = {
         resync(hash, key, name, index, length)
       end
     elseif op == 'insert' then
-      local index = tonumber(a[4])
+      local index = tonumber(a[5])
       if index >= length then
-        redis.call('RPUSH', key, a[5])
+        redis.call('RPUSH', key, a[6])
         resync(hash, key, name, length, length)
       elseif index <= 0 then
-        redis.call('LPUSH', key, a[5])
+        redis.call('LPUSH', key, a[6])
         resync(hash, key, name, 0, length)
       else
         local tail = redis.call('LRANGE', key, index, -1)
         redis.call('LTRIM', key, 0, index - 1)
-        redis.call('RPUSH', key, a[5])
+        redis.call('RPUSH', key, a[6])
         each_chunk('RPUSH', key, tail, 1, #tail)
         resync(hash, key, name, index, length)
       end
     elseif op == 'replace' then
-      local n = tonumber(a[4])
+      local n = tonumber(a[5])
       redis.call('DEL', key)
-      each_chunk('RPUSH', key, a, 5 + n, #a)
+      each_chunk('RPUSH', key, a, 6 + n, #a)
       resync(hash, key, name, 0, length)
     elseif op == 'clear' then
       redis.call('DEL', key)
       resync(hash, key, name, 0, length)
     elseif op == 'trim' then
-      local keep = tonumber(a[4])
+      local keep = tonumber(a[5])
       if keep <= 0 then
         redis.call('DEL', key)
       else
