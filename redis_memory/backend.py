@@ -41,11 +41,12 @@ from redis_memory.core import (
     advance,
     is_write,
     public_error,
+    redact_url,
     script_table,
     text,
 )
 from redis_memory.docops import DocOp
-from redis_memory.errors import RedisConnectionError, access_denied, translate
+from redis_memory.errors import RedisConnectionError, ServerError, access_denied, translate
 from redis_memory.journal import Journal, journal_for
 from redis_memory.keys import KeySpace
 
@@ -60,6 +61,21 @@ def _default_journal() -> Journal | None:
     if os.environ.get("REDIS_MEMORY_OFFLINE", "journal") == "raise":
         return None
     return journal_for()
+
+
+def check_version(hello: Any, label: str) -> None:
+    """Refuse a server older than 7.4 (the scripts use hash field expiry, HPEXPIRE) before
+    anything is sent: a script failing halfway would leave a write half made. ``hello``: the
+    connection's HELLO reply."""
+    if not isinstance(hello, dict):
+        return
+    version = hello.get(b"version") or hello.get("version")
+    if not isinstance(version, (bytes, str)):
+        return
+    shown = text(version)
+    found = tuple(int(part) for part in shown.split(".")[:2] if part.isdigit())
+    if len(found) == 2 and found < (7, 4):
+        raise ServerError(f"Redis at {label} is version {shown}: redis-memory needs Redis 7.4 or later")
 
 
 class Backend(Core):
@@ -79,7 +95,7 @@ class Backend(Core):
     ):
         """Prepare a backend; nothing connects until the first operation."""
         super().__init__(factories, max_mirrors)
-        self.label = label
+        self.label = redact_url(label)  # never shows a password
         self._pool_factory = pool_factory
         self._lock = threading.RLock()
         self._pid = -1
@@ -87,7 +103,7 @@ class Backend(Core):
         self._connection: Any = None
         self._waiting: redis.ConnectionPool | None = None  # connections that block in wait_list
         self._waiting_pid = -1
-        self.server_id = label
+        self.server_id = self.label
         self.journal = _default_journal()
         self.retry_for = float(os.environ.get("REDIS_MEMORY_RETRY_FOR", "3"))
         self._flusher: threading.Thread | None = None
@@ -119,6 +135,7 @@ class Backend(Core):
     def _on_connect(self, connection: Any) -> None:
         """(Re)connected: turn tracking on for this connection and forget every mirror."""
         self._mirrors.clear()
+        check_version(connection.handshake_metadata, self.label)
         connection.send_command("CLIENT", "TRACKING", "ON", "NOLOOP")
         connection.read_response()
         connection._parser.set_invalidation_push_handler(self._on_invalidate)

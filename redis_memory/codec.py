@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable
 from typing import Any, NoReturn, TypeAlias
 
@@ -161,7 +162,84 @@ def check_key(key: object, where: str = "value", *, addressable: bool = False) -
 def dumps(value: object, *, addressable: bool = False) -> str:
     """Check ``value`` (see :func:`check_json`) and encode it as compact JSON text."""
     check_json(value, addressable=addressable)
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return scalars.check_text(json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False))
+
+
+# RedisJSON 2.8 reads numbers with serde_json's fast parser, which is not correctly rounded:
+# the digits as an integer, times or divided by a table power of ten. _serde_float is that
+# parser (tests/test_security.py checks it against the server); json_float picks a text that
+# both it and Python read back as the same float.
+_POW10 = [float(f"1e{n}") for n in range(309)]
+_NUMBER = re.compile(r"(-?)(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?")
+
+
+def _serde_float(text: str) -> float | None:
+    found = _NUMBER.fullmatch(text)
+    if found is None:
+        return None
+    sign, whole, fraction, exponent = found.groups()
+    fraction = fraction or ""
+    significand, power = int(whole + fraction), int(exponent or 0) - len(fraction)
+    if significand >= 2**64:
+        return None  # serde_json reads such digits another way; never produced below
+    number = float(significand)
+    while True:
+        if abs(power) < len(_POW10):
+            number = number * _POW10[power] if power >= 0 else number / _POW10[-power]
+            break
+        if number == 0.0:
+            break
+        number, power = number / 1e308, power + 308
+    return -number if sign else number
+
+
+def json_float(number: float) -> str:
+    """The JSON text of a finite float that RedisJSON reads back exactly: its ``repr`` when
+    that works, else digits and a power of ten that its parser turns into the same float (not
+    always the closest decimal: for RedisJSON only). About 1 float in 700 has no such text
+    (RedisJSON cannot hold it): then its ``repr``, which RedisJSON reads as a neighbour."""
+    text = repr(number)
+    if ("e" not in text and len(text) <= 16) or _serde_float(text) == number:  # 15 digits or fewer: exact
+        return text
+    for digits in range(15, 21):  # the parser divides (or multiplies) float(digits) by 10**power
+        mantissa, _, exponent = f"{number:.{digits - 1}e}".partition("e")
+        sign, base = ("-", mantissa[1:]) if mantissa.startswith("-") else ("", mantissa)
+        power = int(exponent) - (digits - 1)
+        below = above = float(int(base.replace(".", "")))  # try its neighbouring floats too
+        for _ in range(4):
+            for significand in (below, above):
+                candidate = f"{sign}{int(significand)}e{power}"
+                if 0 < significand < 2.0**64 and _serde_float(candidate) == number:
+                    return candidate
+            below, above = math.nextafter(below, 0.0), math.nextafter(above, math.inf)
+    return text
+
+
+def _exact_json(value: Any) -> str:
+    if type(value) is float:
+        return json_float(value)
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{_exact_json(key)}:{_exact_json(item)}" for key, item in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(_exact_json(item) for item in value) + "]"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _has_float(value: Any) -> bool:
+    if type(value) is float:
+        return True
+    if isinstance(value, dict):
+        return any(_has_float(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_has_float(item) for item in value)
+    return False
+
+
+def document_dumps(value: object) -> str:
+    """JSON text of a checked value (see :func:`dumps`) for RedisJSON to parse: every float
+    written so that RedisJSON holds exactly that float (see :func:`json_float`). Python may
+    read such a float's text as a neighbouring float: never parse it here."""
+    return _exact_json(value) if _has_float(value) else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def thaw(value: Any) -> Any:
@@ -259,7 +337,7 @@ def encode_elements(values: Iterable[Any]) -> tuple[list[str], list[Any]]:
 def encode_element(value: Any) -> tuple[str, Any]:
     """Return ``(JSON text, read-only copy)`` of one list element, checked before either is made."""
     frozen = frozen_copy(value)
-    return json.dumps(frozen, ensure_ascii=False, separators=(",", ":"), allow_nan=False), frozen
+    return scalars.check_text(json.dumps(frozen, ensure_ascii=False, separators=(",", ":"), allow_nan=False)), frozen
 
 
 def _freeze_object(pairs: dict[str, Any]) -> FrozenDict:
@@ -275,10 +353,16 @@ def _freeze_list(items: list[Any]) -> FrozenList:
 
 def loads_elements(raw: Iterable[bytes]) -> list[Any]:
     """Decode stored list elements into read-only values, in one ``json.loads`` call."""
-    items = json.loads(b"[" + b",".join(raw) + b"]", object_hook=_freeze_object)
+    try:
+        items = json.loads(b"[" + b",".join(raw) + b"]", object_hook=_freeze_object)
+    except ValueError as exc:  # an element another writer put there
+        raise UnknownTypeError(f"a stored element is not JSON: {exc}") from exc
     return [_freeze_list(item) if type(item) is list else item for item in items]
 
 
 def loads(raw: bytes | str) -> Any:
     """Decode one JSON document into plain Python values."""
-    return json.loads(raw)
+    try:
+        return json.loads(raw)
+    except ValueError as exc:  # text another writer put there
+        raise UnknownTypeError(f"a stored value is not JSON: {exc}") from exc

@@ -27,6 +27,7 @@ from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, TypeAlias, TypeVar
+from urllib.parse import urlsplit
 
 import redis.exceptions
 
@@ -69,6 +70,7 @@ SCRIPT_ERRORS: dict[str, Callable[[str], Exception]] = {
     "RMNOINDEX": MissingIndexError,
     "RMTYPE": WrongTypeError,
     "RMSTALE": ConcurrentModificationError,
+    "RMVALUE": UnstorableValueError,
 }
 _WRITE_SCRIPTS = ("push", "batch")  # and every "op:<name>"
 
@@ -104,6 +106,27 @@ class Stats:
                 for name, (count, total, most) in sorted(self.latency.items())
             },
         }
+
+
+def redact_url(url: str) -> str:
+    """``url`` as it may be shown (logs, warnings, errors, ``stats()`` keys, the journal): its
+    password, in the user info or a ``password=`` parameter, replaced by ``***``."""
+    if "@" not in url and "password" not in url.lower():
+        return url  # nothing to hide: as given
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<a URL that does not parse>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        user_info, _, host = netloc.rpartition("@")
+        user, colon, _ = user_info.partition(":")
+        netloc = f"{user}{':***' if colon else ''}@{host}"
+    query = "&".join(
+        f"{item.partition('=')[0]}=***" if item.partition("=")[0].lower() == "password" else item
+        for item in parts.query.split("&")
+    )
+    return parts._replace(netloc=netloc, query=query).geturl()
 
 
 def public_error(exc: Exception) -> Exception:
@@ -301,14 +324,16 @@ class Core(DocumentOps):
         """The size bound of list attribute ``name`` (0: none)."""
         return self._bounds.get((space.hash_key, name), 0)
 
-    def g_json_flag(self) -> Op[str]:
-        """``"1"`` when the server has RedisJSON loaded (asked once, then remembered)."""
+    def g_json_flag(self, space: KeySpace) -> Op[str]:
+        """``"1"`` when the server has RedisJSON loaded (asked once, then remembered). The probe,
+        ``JSON.TYPE`` of the object's own hash, stays inside its namespace (an ACL user limited
+        to it may send it): only an unknown command means no RedisJSON."""
         if self._json_module is None:
             try:
-                yield Command(("JSON.TYPE", "memory:__probe__"))
+                yield Command(("JSON.TYPE", space.hash_key))
                 self._json_module = True
-            except ServerError:
-                self._json_module = False
+            except (ServerError, WrongTypeError) as exc:  # WRONGTYPE: RedisJSON is there
+                self._json_module = "unknown command" not in str(exc).lower()
         return "1" if self._json_module else "0"
 
     # -- mirrors ----------------------------------------------------------------------------------
@@ -554,7 +579,7 @@ class Core(DocumentOps):
         kind = text(kind)
         if codec.structure_of(kind) == codec.HASH:
             return kind, codec.decode_scalar(kind, text(value) if value is not None else "")
-        json_flag = yield from self.g_json_flag()
+        json_flag = yield from self.g_json_flag(space)
         sent = time.monotonic()
         reply = yield Script("get", [space.hash_key, key], [name, kind_field(name), json_flag])
         if not reply:
@@ -597,15 +622,15 @@ class Core(DocumentOps):
             payload = codec.set_members(value)  # type: ignore[arg-type]
             mirror = Mirror(kind, self._proxy(kind, space, name, {codec.loads(member) for member in payload}))
         elif structure == codec.JSON_DOC:
-            if isinstance(value, dict):
-                document_text = codec.dumps(value, addressable=True)
-            else:
-                document_text = codec.dumps(codec.model_document(value))  # type: ignore[arg-type]
+            document = value if isinstance(value, dict) else codec.model_document(value)  # type: ignore[arg-type]
+            document_text = codec.dumps(document, addressable=isinstance(value, dict))
             payload = [document_text]
             mirror = Mirror(kind, codec.loads(document_text), raw=document_text.encode())
         else:
             payload = [codec.encode_scalar(value)[1]]
-        json_flag = (yield from self.g_json_flag()) if structure == codec.JSON_DOC else "0"
+        json_flag = (yield from self.g_json_flag(space)) if structure == codec.JSON_DOC else "0"
+        if json_flag == "1":  # RedisJSON parses it: floats written so that it reads them exactly
+            payload = [codec.document_dumps(document)]
         self._mirrors.pop(key, None)
         fields = self.search_fields(space, name) if structure == codec.LIST else ""
         args = [name, kind_field(name), kind, structure, json_flag, str(bound), fields, *payload]
@@ -674,7 +699,7 @@ class Core(DocumentOps):
 
     def g_snapshot(self, space: KeySpace) -> Op[dict[str, Any]]:
         """Every attribute as plain data, read in one round trip (``snapshot.lua``)."""
-        json_flag = yield from self.g_json_flag()
+        json_flag = yield from self.g_json_flag(space)
         reply = yield Script("snapshot", [space.hash_key], [json_flag])
         fields = reply[0]
         flat = dict(zip(fields[::2], fields[1::2], strict=True)) if isinstance(fields, list) else fields

@@ -8,11 +8,11 @@ ops to local copies (the mirror and the proxies), so both agree on what a change
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from redis_memory import codec
 from redis_memory.codec import JSON, thaw
 from redis_memory.errors import ConcurrentModificationError, MissingIndexError, MissingKeyError
 
@@ -52,7 +52,7 @@ class DocOp:
     def script_args(self) -> list[str]:
         """The four ``doc_op.lua`` arguments of this operation."""
         container = json_path(self.path)
-        encoded = json.dumps(self.value, ensure_ascii=False, separators=(",", ":"))
+        encoded = codec.document_dumps(self.value)
         if self.op in OBJECT_OPS:
             return [self.op, container, json_path((*self.path, str(self.key))), encoded]
         if self.op == "arrinsert":

@@ -7,7 +7,7 @@ also derives from the builtin exception a caller would naturally catch::
     ├── UnstorableValueError        (TypeError)       value cannot be stored; nothing written
     ├── ReadOnlyElementError        (TypeError)       in-place change of a stored list element
     ├── WrongTypeError              (TypeError)       a key holds a Redis type we did not expect
-    ├── UnknownTypeError            (TypeError)       a stored kind or class this process cannot read
+    ├── UnknownTypeError            (TypeError)       a stored value this process cannot read
     ├── InvalidNameError            (ValueError)      bad attribute name, id or prefix
     ├── InvalidValueError           (ValueError)      a value its declared type refuses
     ├── ReservedNameError           (AttributeError)  the name belongs to the class itself
@@ -50,7 +50,8 @@ class WrongTypeError(RedisMemoryError, TypeError):
 
 
 class UnknownTypeError(RedisMemoryError, TypeError):
-    """A stored value's kind or class cannot be read here (class not imported, unknown kind)."""
+    """A stored value cannot be read here: its kind or class is unknown (class not imported,
+    unknown kind), or its text does not decode as its kind (written by something else)."""
 
 
 class InvalidNameError(RedisMemoryError, ValueError):
@@ -130,4 +131,6 @@ def translate(exc: redis.exceptions.RedisError) -> RedisMemoryError:
     message = str(exc)
     if message.startswith("WRONGTYPE") or "wrong Redis type" in message:
         return WrongTypeError(f"a key holds an unexpected Redis type: {message}")
+    if "Unknown Redis command called from script" in message:  # an older Redis (see check_version)
+        return ServerError(f"{message} (redis-memory needs Redis 7.4 or later: HPEXPIRE, hash field expiry)")
     return ServerError(message)

@@ -46,6 +46,8 @@ def normalize_id(value: object) -> str:
     """Return the memory id as text, or raise: ``str``, ``int`` and ``uuid.UUID`` are accepted."""
     if isinstance(value, bool) or not isinstance(value, (str, int, uuid.UUID)):
         raise InvalidNameError(f"a memory id must be a str, int or UUID, not {type(value).__name__}")
+    if isinstance(value, int) and value.bit_length() > 4 * MAX_ID_LENGTH:  # str() might refuse it
+        raise InvalidNameError(f"a memory id must be at most {MAX_ID_LENGTH} characters")
     text = str(value)
     if not text:
         raise InvalidNameError("a memory id must not be empty")

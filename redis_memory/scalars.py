@@ -184,10 +184,28 @@ def _decode_enum(parameter: str, text: str) -> enum.Enum:
     return member
 
 
+def check_text(text: str, what: str = "text") -> str:
+    """``text``, or :class:`UnstorableValueError` if it holds a lone surrogate (it has no UTF-8
+    form, so Redis could never receive it). O(1) for ASCII text."""
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise UnstorableValueError(f"cannot store {what} holding a lone surrogate ({exc.reason})") from None
+    return text
+
+
+def _encode_int(value: int) -> tuple[str, str]:
+    try:
+        return "int", str(value)
+    except ValueError:  # beyond sys.get_int_max_str_digits() (4,300 digits by default)
+        raise UnstorableValueError(f"cannot store an int of {value.bit_length()} bits: too long for text") from None
+
+
 _CODECS = [
-    ScalarCodec("str", lambda v: ("str", v), lambda p, s: s),
+    ScalarCodec("str", lambda v: ("str", check_text(v)), lambda p, s: s),
     ScalarCodec("bool", lambda v: ("bool", "1" if v else "0"), lambda p, s: s == "1"),
-    ScalarCodec("int", lambda v: ("int", str(v)), lambda p, s: int(s)),
+    ScalarCodec("int", _encode_int, lambda p, s: int(s)),
     ScalarCodec("float", _encode_float, lambda p, s: float(s)),
     ScalarCodec("none", lambda v: ("none", ""), lambda p, s: None),
     ScalarCodec("datetime", _encode_datetime, _decode_datetime),
@@ -236,4 +254,9 @@ def decode(kind: str, text: str) -> Any:
     found = BY_NAME.get(name)
     if found is None:
         raise UnknownTypeError(f"unknown stored kind {kind!r}; written by a newer redis-memory?")
-    return found.decode(parameter, text)
+    try:
+        return found.decode(parameter, text)
+    except (ValueError, TypeError, OverflowError) as exc:  # text another writer put there
+        if isinstance(exc, UnknownTypeError):
+            raise
+        raise UnknownTypeError(f"the stored {name} {text[:50]!r} does not decode: {exc}") from exc

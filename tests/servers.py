@@ -57,6 +57,9 @@ class RedisProcess:
         client = redis.Redis(unix_socket_path=str(self.socket))
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and self.process.poll() is None:
+            if not self.socket.exists():  # not listening yet (or never: poll() tells)
+                time.sleep(0.02)
+                continue
             try:
                 if client.ping():
                     client.close()

@@ -24,6 +24,7 @@ import pytest
 import redis
 
 from redis_memory import AccessDeniedError, ConversationMemory, JournalError, config
+from redis_memory.core import redact_url
 from redis_memory.journal import Journal
 from tests.faultproxy import FaultProxy
 from tests.servers import RedisProcess
@@ -271,8 +272,8 @@ def test_refused_credentials_raise_at_once_and_are_never_journaled(tmp_path: Pat
         mem = ConversationMemory("c1", url=url, prefix=prefix)
         with pytest.raises(AccessDeniedError, match="refused"):
             mem.state = "x"  # with retry_for=30 a resend loop would hang here for 30 s
-        assert backend.journal.depth(url) == 0 and config.stats()[url]["journal_depth"] == 0
-        assert config.stats()[url]["retries"] == 0
+        assert backend.journal.depth(backend.server_id) == 0 and config.stats()[redact_url(url)]["journal_depth"] == 0
+        assert config.stats()[redact_url(url)]["retries"] == 0
         assert redis.Redis(unix_socket_path=str(server.socket), password="s3cret").exists(f"{prefix}{{c1}}") == 0
     finally:
         server.stop()

@@ -17,7 +17,7 @@ import redis.asyncio
 import redis.exceptions
 
 from redis_memory.backend import Backend
-from redis_memory.core import Command, Core, Op, Request, advance, public_error, script_table
+from redis_memory.core import Command, Core, Op, Request, advance, public_error, redact_url, script_table
 from redis_memory.errors import RedisConnectionError
 
 T = TypeVar("T")
@@ -37,7 +37,7 @@ class AsyncBackend(Core):
         """Prepare a backend; ``client_factory()`` makes the client of each event loop, and
         ``waiter()`` the sync backend of the same server that blocking waits run on."""
         super().__init__()
-        self.label = label
+        self.label = redact_url(label)  # never shows a password
         self.waiter = waiter
         self._client_factory = client_factory
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, redis.asyncio.Redis] = (

@@ -108,8 +108,15 @@ class RedisDict(_Node, dict[str, Any]):
         codec.check_json(value, addressable=True)
         self._apply([DocOp("set", self._path, self._key(key), value)])
 
+    @staticmethod
+    def _holdable(key: object) -> bool:
+        """Whether a dict attribute could hold ``key`` (one it cannot hold is simply missing)."""
+        return type(key) is str and '"' not in key and "\\" not in key
+
     def __delitem__(self, key: str) -> None:
         """``del d[k]``: JSON.DEL at ``path.k``; ``KeyError`` if Redis has no such key."""
+        if not self._holdable(key):
+            raise MissingKeyError(key)
         self._apply([DocOp("del", self._path, self._key(key))])
 
     def update(self, *args: Any, **kwargs: Any) -> None:
@@ -138,6 +145,8 @@ class RedisDict(_Node, dict[str, Any]):
     def pop(self, key: str, default: Any = _MISSING) -> Any:
         """Remove ``k`` and return its value (read and deleted atomically), or ``default``."""
         try:
+            if not self._holdable(key):
+                raise MissingKeyError(key)
             return self._apply([DocOp("pop", self._path, self._key(key))])[0]
         except MissingKeyError:
             if default is _MISSING:

@@ -24,7 +24,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from redis_memory import codec
+from redis_memory import codec, scalars
 from redis_memory.errors import InvalidNameError, UnstorableValueError
 
 OPERATORS = ("eq", "ne", "in", "gt", "gte", "lt", "lte", "contains", "startswith")
@@ -79,7 +79,10 @@ def _stored(value: object) -> str:
 
 
 def _number(value: object) -> float:
-    number = float(_stored(value)) if not isinstance(value, (int, float)) else float(value)
+    try:
+        number = float(_stored(value)) if not isinstance(value, (int, float)) else float(value)
+    except OverflowError:
+        raise UnstorableValueError(f"cannot filter on {type(value).__name__} beyond the float range") from None
     if math.isnan(number):
         raise UnstorableValueError("cannot filter on NaN")
     return number
@@ -113,7 +116,7 @@ def parse(filters: Mapping[str, object], fields: Mapping[str, str]) -> list[Filt
         elif op == "contains":
             if not isinstance(value, str):
                 raise UnstorableValueError(f"{key!r} takes text")
-            values = tuple(words(value))
+            values = tuple(words(scalars.check_text(value)))
             if not values:
                 raise UnstorableValueError(f"{key!r}: {value!r} holds no word to search for")
         else:
@@ -121,7 +124,7 @@ def parse(filters: Mapping[str, object], fields: Mapping[str, str]) -> list[Filt
         if op == "startswith":
             if not isinstance(value, str):
                 raise UnstorableValueError(f"{key!r} takes text")
-            values = (value.split("\x00", 1)[0].lstrip(_TAG_TRIM),)
+            values = (scalars.check_text(value).split("\x00", 1)[0].lstrip(_TAG_TRIM),)
         elif kind == "TAG":  # an empty tag is never indexed: drop it
             values = tuple(tag for value in values if (tag := as_tag(value)))
         parsed.append(Filter(name, kind, op, values))

@@ -1,6 +1,7 @@
 -- Atomic counter. a: name, kind field, amount, 'int' or 'float' (the amount's type).
 -- A missing attribute starts at 0; an int stays an int unless a float is added. Reply: the
--- new value as text. RMTYPE when the attribute holds something other than a number.
+-- new value as text. RMTYPE when the attribute holds something other than a number, RMVALUE
+-- when the float sum would be infinite.
 OPS.incr = {
   check = function(hash, key, a)
     local kind = current_kind(hash, a[2])
@@ -8,6 +9,11 @@ OPS.incr = {
       return fail('RMTYPE', 'incr needs an int or float attribute, not a ' .. kind)
     end
     if kind == 'float' or a[4] == 'float' then
+      -- HINCRBYFLOAT adds in long double: refuse a sum a double cannot hold (it reads back inf)
+      local sum = (tonumber(redis.call('HGET', hash, a[1]) or '0') or 0) + tonumber(a[3])
+      if sum == math.huge or sum == -math.huge or sum ~= sum then
+        return fail('RMVALUE', 'incr would make ' .. a[1] .. ' too large for a float')
+      end
       PENDING[a[2]] = 'float'
     else
       PENDING[a[2]] = 'int'
