@@ -28,8 +28,9 @@ import hiredis
 import redis
 import redis.exceptions
 
-from redis_memory import codec
+from redis_memory import codec, telemetry
 from redis_memory.core import (
+    LOST,
     SCRIPT_ERRORS,
     Command,
     Core,
@@ -39,22 +40,24 @@ from redis_memory.core import (
     Request,
     Script,
     advance,
+    default_retry_for,
     is_write,
     public_error,
     redact_url,
+    resend_delays,
+    resendable,
     script_table,
     text,
 )
 from redis_memory.docops import DocOp
-from redis_memory.errors import RedisConnectionError, ServerError, access_denied, translate
+from redis_memory.errors import RedisConnectionError, ServerError, translate
 from redis_memory.journal import Journal, journal_for
 from redis_memory.keys import KeySpace
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-_LOST = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
-_NOT_RESENT = {"FT.CURSOR"}  # commands whose effect a resend would repeat (writes carry op ids)
+_LOST = LOST  # reset, closed, timed out, refused (core.resendable says what is sent again)
 
 
 def _default_journal() -> Journal | None:
@@ -105,7 +108,7 @@ class Backend(Core):
         self._waiting_pid = -1
         self.server_id = self.label
         self.journal = _default_journal()
-        self.retry_for = float(os.environ.get("REDIS_MEMORY_RETRY_FOR", "3"))
+        self.retry_for = default_retry_for()
         self._flusher: threading.Thread | None = None
         self._backlog_pid = os.getpid()  # the process self.backlog counts for
 
@@ -219,6 +222,8 @@ class Backend(Core):
         (invalidations that arrive before a reply are handled while reading it anyway). A
         request that meets a lost connection is sent again (see :meth:`_send`).
         """
+        if telemetry.active is not None:
+            op = telemetry.active.traced(self, op)
         started = time.perf_counter()
         with self._lock:
             self.stats.counts["operations"] += 1
@@ -246,7 +251,7 @@ class Backend(Core):
         ``retry_for`` seconds (not at all while writes wait in the journal): a write carries
         an operation id, so Redis applies it once however many times it arrives."""
         deadline = time.monotonic() + (0.0 if self.backlog else self.retry_for)
-        delay = 0.005
+        delays = resend_delays()
         while True:
             try:
                 self._ensure()
@@ -256,17 +261,14 @@ class Backend(Core):
                 return self._execute(request)
             except _LOST as exc:
                 self._lost()
-                if access_denied(exc):  # a refusal, not an outage: resending cannot help
-                    raise
-                if isinstance(request, Command) and str(request.args[0]).upper() in _NOT_RESENT:
+                if not resendable(request, exc):  # a refusal (not an outage), FT.CURSOR
                     raise
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise
                 logger.warning("lost the connection to %s (%s): sending again", self.label, exc)
                 self.stats.counts["retries"] += 1
-                time.sleep(min(delay, remaining))
-                delay = min(delay * 2, 0.25)
+                time.sleep(min(next(delays), remaining))
 
     # -- the offline journal -------------------------------------------------------------------------
 
@@ -293,18 +295,24 @@ class Backend(Core):
         """Replay this process's journal for the server, oldest first, until it is empty or
         Redis cannot be reached (call with the lock held). A write Redis refuses (a conflict:
         a later assignment won, the attribute changed kind...) is dropped and logged."""
+        if telemetry.active is not None:
+            telemetry.active.replay(self, self._replay_journal)
+            return
+        self._replay_journal()
+
+    def _replay_journal(self) -> None:
         journal = self.journal
         replayed = 0
         while True:
-            entry = journal.first(self.server_id)
-            if entry is None:
-                self.backlog = 0
-                break
-            args = list(entry.args)
-            if is_write(Script(entry.script, entry.keys, args)):
-                args[2] = str(entry.made_at)  # the write's time: last writer wins (lib.lua)
             try:
-                self._ensure()
+                self._ensure()  # before reading an entry: a first connection replays them itself
+                entry = journal.first(self.server_id)
+                if entry is None:
+                    self.backlog = 0
+                    break
+                args = list(entry.args)
+                if is_write(Script(entry.script, entry.keys, args)):
+                    args[2] = str(entry.made_at)  # the write's time: last writer wins (lib.lua)
                 self._execute(Script(entry.script, entry.keys, args))
             except _LOST as exc:
                 self._lost()

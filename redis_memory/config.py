@@ -4,7 +4,8 @@ Precedence: ``client=`` or ``url=`` (or the original package's ``redis_hostname=
 ``redis_port=``), then ``$REDIS_URL``, then ``$REDIS_HOST`` / ``$REDIS_PORT``, then the
 embedded server (:mod:`redis_memory.server`). Every memory object that resolves to the same
 server in one process shares one :class:`~redis_memory.backend.Backend`: one connection,
-not one per operation.
+not one per operation. The asyncio API (:mod:`redis_memory.aio`) makes its own backends and
+has them counted here (:func:`count`), so :func:`stats` covers both APIs.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ from __future__ import annotations
 import os
 import threading
 import weakref
-from typing import Any
+from typing import Any, Protocol
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from redis_memory.backend import Backend
+from redis_memory.core import Stats
 from redis_memory.keys import DEFAULT_PREFIX, check_prefix
 from redis_memory.proxies.list import RedisList
 from redis_memory.proxies.set import RedisSet
@@ -27,6 +29,17 @@ _FACTORIES: dict[str, Any] = {"list": RedisList, "set": RedisSet}
 _lock = threading.Lock()
 _by_url: dict[str, Backend] = {}
 _by_client: weakref.WeakKeyDictionary[redis.Redis, Backend] = weakref.WeakKeyDictionary()
+
+
+class Counted(Protocol):
+    """What :func:`stats` reads of a backend (sync or async)."""
+
+    label: str
+    stats: Stats
+    backlog: int
+
+
+_counted: weakref.WeakSet[Counted] = weakref.WeakSet()  # the asyncio API's backends, while they live
 
 # redis-py never resends by itself: the backend does, with the write's operation id, so
 # Redis applies it once (see Backend._send). A reply slower than socket_timeout (seconds;
@@ -37,6 +50,13 @@ _POOL_OPTIONS: dict[str, Any] = {
     "socket_connect_timeout": 10,
     "socket_timeout": float(os.environ.get("REDIS_MEMORY_SOCKET_TIMEOUT", "30")),
 }
+
+
+def timeouts() -> dict[str, float]:
+    """The connect and reply timeouts (seconds) of the connections the library opens; the
+    asyncio clients use them too, so a reply slower than ``socket_timeout`` is a lost
+    connection in both APIs."""
+    return {name: _POOL_OPTIONS[name] for name in ("socket_connect_timeout", "socket_timeout")}
 
 
 def resolve_url(url: str | None = None, host: str | None = None, port: int | None = None) -> str:
@@ -89,14 +109,28 @@ def _pool_from_client(client: redis.Redis) -> Any:
     return lambda: redis.ConnectionPool(connection_class=pool.connection_class, **options)
 
 
+def count(backend: Counted) -> None:
+    """Report ``backend`` (one of the asyncio API's) in :func:`stats` for as long as it lives."""
+    with _lock:
+        _counted.add(backend)
+
+
 def stats() -> dict[str, dict[str, Any]]:
-    """What each server's backend in this process has done: operations, round trips,
+    """What each server's backends in this process have done: operations, round trips,
     resends after a lost connection (``retries``), journaled / replayed writes, conflicts
     dropped on replay, errors, ``journal_depth`` (writes waiting for Redis) and latency per
-    operation (count, mean and max in ms). Keyed by server (URL or client)."""
+    operation (count, mean and max in ms). Keyed by server (URL or client).
+
+    The sync and the asyncio API's backends are keyed alike, by their label (the URL, or the
+    client's repr); backends with the same label (the two APIs on one URL) are reported as
+    one entry: counts added, latencies combined."""
     with _lock:
-        backends = [*_by_url.values(), *_by_client.values()]
-    return {backend.label: {**backend.stats.snapshot(), "journal_depth": backend.backlog} for backend in backends}
+        backends: list[Counted] = [*_by_url.values(), *_by_client.values(), *_counted]
+    merged: dict[str, tuple[Stats, int]] = {}
+    for backend in backends:
+        total, depth = merged.get(backend.label, (Stats(), 0))
+        merged[backend.label] = (total.add(backend.stats), depth + backend.backlog)
+    return {label: {**total.snapshot(), "journal_depth": depth} for label, (total, depth) in merged.items()}
 
 
 def reset() -> None:

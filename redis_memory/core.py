@@ -23,7 +23,7 @@ import os
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, TypeAlias, TypeVar
@@ -43,6 +43,7 @@ from redis_memory.errors import (
     TransactionError,
     UnstorableValueError,
     WrongTypeError,
+    access_denied,
     translate,
 )
 from redis_memory.keys import KeySpace, kind_field, parse_kind_field
@@ -96,6 +97,18 @@ class Stats:
         entry[0] += 1
         entry[1] += seconds
         entry[2] = max(entry[2], seconds)
+
+    def add(self, other: Stats) -> Stats:
+        """Add ``other``'s counts and latencies to these ones (two backends of one server
+        reported as one); returns ``self``."""
+        for name, count in list(other.counts.items()):
+            self.counts[name] = self.counts.get(name, 0) + count
+        for name, (times, total, most) in list(other.latency.items()):
+            entry = self.latency.setdefault(name, [0, 0.0, 0.0])
+            entry[0] += times
+            entry[1] += total
+            entry[2] = max(entry[2], most)
+        return self
 
     def snapshot(self) -> dict[str, Any]:
         """The counters as plain data; latencies as count, mean and max in milliseconds."""
@@ -159,6 +172,34 @@ class Command:
 
 Request: TypeAlias = Script | Command
 Op: TypeAlias = Generator[Request, Any, T]
+
+
+# A lost connection (reset, closed, timed out, refused): both drivers send the request again.
+LOST = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError)
+_NOT_RESENT = {"FT.CURSOR"}  # commands whose effect a resend would repeat (writes carry op ids)
+
+
+def default_retry_for() -> float:
+    """How many seconds a driver keeps resending a request after a lost connection:
+    ``$REDIS_MEMORY_RETRY_FOR``, else 3 (read when a backend is made)."""
+    return float(os.environ.get("REDIS_MEMORY_RETRY_FOR", "3"))
+
+
+def resendable(request: Request, exc: BaseException) -> bool:
+    """Whether ``request``, met by ``exc`` (one of :data:`LOST`), may be sent again: never
+    after a refusal (credentials, TLS certificate: not an outage), nor FT.CURSOR (a resend
+    would skip a page). A write may: it carries an operation id, so it is applied once."""
+    if access_denied(exc):
+        return False
+    return not (isinstance(request, Command) and str(request.args[0]).upper() in _NOT_RESENT)
+
+
+def resend_delays() -> Iterator[float]:
+    """The waits between resends: 5 ms, doubling up to 250 ms."""
+    delay = 0.005
+    while True:
+        yield delay
+        delay = min(delay * 2, 0.25)
 
 
 def advance(op: Op[Any], reply: Any, error: Exception | None) -> tuple[bool, Any]:

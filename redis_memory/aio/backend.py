@@ -3,12 +3,17 @@
 The operations are :mod:`redis_memory.core`'s, unchanged; this driver awaits each request
 instead of blocking. It keeps no mirrors (an async read is always one round trip), so it
 needs no client tracking, and takes its connections from an asyncio connection pool, one
-per event loop.
+per event loop. A request that meets a lost connection is sent again, as the sync driver
+does (a write carries an operation id, so Redis applies it once); unlike the sync driver it
+journals nothing, so once ``retry_for`` has passed the error reaches the caller.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import threading
+import time
 import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -16,15 +21,34 @@ from typing import Any, TypeVar
 import redis.asyncio
 import redis.exceptions
 
+from redis_memory import telemetry
 from redis_memory.backend import Backend
-from redis_memory.core import Command, Core, Op, Request, advance, public_error, redact_url, script_table
+from redis_memory.core import (
+    LOST,
+    Command,
+    Core,
+    Op,
+    Request,
+    advance,
+    default_retry_for,
+    public_error,
+    redact_url,
+    resend_delays,
+    resendable,
+    script_table,
+)
 from redis_memory.errors import RedisConnectionError
 
+logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
 class AsyncBackend(Core):
-    """The async counterpart of :class:`redis_memory.backend.Backend` (no mirrors)."""
+    """The async counterpart of :class:`redis_memory.backend.Backend` (no mirrors, no journal).
+
+    One instance may serve several event loops (threads); each loop has a client of its own,
+    and the counters (``stats``, as the sync backend's) are shared under a lock.
+    """
 
     mirroring = False
 
@@ -39,10 +63,12 @@ class AsyncBackend(Core):
         super().__init__()
         self.label = redact_url(label)  # never shows a password
         self.waiter = waiter
+        self.retry_for = default_retry_for()
         self._client_factory = client_factory
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, redis.asyncio.Redis] = (
             weakref.WeakKeyDictionary()
         )
+        self._counting = threading.Lock()  # event loops in several threads share the counters
 
     def _client(self) -> redis.asyncio.Redis:
         loop = asyncio.get_running_loop()
@@ -51,38 +77,93 @@ class AsyncBackend(Core):
             client = self._clients[loop] = self._client_factory()
         return client
 
-    async def _execute(self, request: Request) -> Any:
-        client: Any = self._client()
+    def _count(self, name: str) -> None:
+        with self._counting:
+            self.stats.counts[name] += 1
+
+    async def _execute(self, client: Any, request: Request) -> Any:
         if isinstance(request, Command):
-            return await client.execute_command(*request.args)
+            return await _call(client, request.args)
         sha, source = script_table()[request.name]
+        evalsha = ("EVALSHA", sha, len(request.keys), *request.keys, *request.args)
         try:
-            return await client.execute_command("EVALSHA", sha, len(request.keys), *request.keys, *request.args)
+            return await _call(client, evalsha)
         except redis.exceptions.NoScriptError:
-            await client.execute_command("SCRIPT", "LOAD", source)
-            return await client.execute_command("EVALSHA", sha, len(request.keys), *request.keys, *request.args)
+            await _call(client, ("SCRIPT", "LOAD", source))
+            return await _call(client, evalsha)
 
     async def drive(self, op: Op[T]) -> T:
-        """Run a core operation to its end, awaiting each request."""
+        """Run a core operation to its end, awaiting each request. A request that meets a
+        lost connection is sent again (see :meth:`_send`)."""
+        if telemetry.active is not None:
+            op = telemetry.active.traced(self, op, counted=False)  # tasks share the counts
+        started = time.perf_counter()
+        self._count("operations")
         reply: Any = None
         error: Exception | None = None
         while True:
             done, value = advance(op, reply, error)
             if done:
                 result: T = value
+                with self._counting:
+                    self.stats.timed(getattr(op, "__name__", "op"), time.perf_counter() - started)
                 return result
             reply, error = None, None
             try:
-                reply = await self._execute(value)
+                reply = await self._send(value)
             except redis.exceptions.RedisError as exc:
                 error = public_error(exc)
                 error.__cause__ = exc
+                self._count("errors")
             except OSError as exc:
                 error = RedisConnectionError(f"cannot reach Redis at {self.label}: {exc}")
                 error.__cause__ = exc
+                self._count("errors")
+
+    async def _send(self, request: Request) -> Any:
+        """Send one request and read its reply. When the connection is lost (reset, closed,
+        timed out, refused), send the request again on another connection, with backoff,
+        for up to ``retry_for`` seconds; then the error is raised (no journal here). The
+        rules are the sync driver's (:func:`redis_memory.core.resendable`)."""
+        deadline = time.monotonic() + self.retry_for
+        delays = resend_delays()
+        while True:
+            client = self._client()
+            try:
+                self._count("round_trips")
+                return await self._execute(client, request)
+            except LOST as exc:  # the connection is closed already (see _call)
+                if not resendable(request, exc):
+                    raise
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise
+                logger.warning("lost the connection to %s (%s): sending again", self.label, exc)
+                self._count("retries")
+                await asyncio.sleep(min(next(delays), remaining))
 
     async def aclose(self) -> None:
         """Close the client of the running event loop."""
         client = self._clients.pop(asyncio.get_running_loop(), None)
         if client is not None:
             await client.aclose()
+
+
+async def _call(client: Any, args: tuple[Any, ...]) -> Any:
+    """Run one command on a connection of ``client``'s pool. A connection that fails with
+    anything but an error reply (lost, timed out, cancelled) is closed before it goes back to
+    the pool, so a reply left half-read on it is never read as the next command's."""
+    if client.single_connection_client:  # a client= with one connection: redis-py serialises it
+        return await client.execute_command(*args)  # (and closes it on such a failure)
+    pool = client.connection_pool
+    connection = await pool.get_connection()
+    try:
+        await connection.send_command(*args)
+        return await client.parse_response(connection, args[0])
+    except redis.exceptions.ResponseError:  # a complete error reply: the connection is fine
+        raise
+    except BaseException:
+        await connection.disconnect(nowait=True)
+        raise
+    finally:
+        await pool.release(connection)

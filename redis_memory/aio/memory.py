@@ -18,10 +18,10 @@ from datetime import timedelta
 from typing import Any, ClassVar
 
 import redis.asyncio
+from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.retry import Retry
 
-from redis_memory import codec
+from redis_memory import codec, config
 from redis_memory.aio.backend import AsyncBackend
 from redis_memory.config import backend_for, resolve_prefix, resolve_url
 from redis_memory.core import QUEUED, Command, Op
@@ -35,15 +35,25 @@ _BACKENDS: dict[str, AsyncBackend] = {}
 
 def _backend_for(url: str | None, client: redis.asyncio.Redis | None) -> AsyncBackend:
     if client is not None:
-        return AsyncBackend(lambda: client, repr(client))
+        own = AsyncBackend(lambda: client, repr(client))
+        config.count(own)
+        return own
     resolved = resolve_url(url)
     found = _BACKENDS.get(resolved)
     if found is None:
-        options: dict[str, Any] = {"retry": Retry(NoBackoff(), 0), "socket_connect_timeout": 10}
         found = _BACKENDS[resolved] = AsyncBackend(
-            lambda: redis.asyncio.Redis.from_url(resolved, **options), resolved, lambda: backend_for(url=resolved)
+            lambda: redis.asyncio.Redis.from_url(resolved, **_client_options()),
+            resolved,
+            lambda: backend_for(url=resolved),
         )
+        config.count(found)
     return found
+
+
+def _client_options() -> dict[str, Any]:
+    # redis-py never resends by itself (the backend does, with the write's operation id),
+    # and a reply slower than socket_timeout is a lost connection, as in the sync API.
+    return {"retry": Retry(NoBackoff(), 0), **config.timeouts()}
 
 
 async def aclose() -> None:
