@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -27,19 +27,8 @@ from redis_memory import AccessDeniedError, ConversationMemory, RedisConnectionE
 from redis_memory.core import Command, Op, redact_url
 from tests.faultproxy import FaultProxy
 from tests.servers import RedisProcess
+from tests.test_aio import run
 from tests.test_faults import free_port
-
-
-def run(test: Callable[[], Awaitable[Any]]) -> Any:
-    """Run ``test`` in a new event loop, closing the loop's connections at the end."""
-
-    async def main() -> Any:
-        try:
-            return await test()
-        finally:
-            await aio.aclose()
-
-    return asyncio.run(main())
 
 
 @pytest.fixture
