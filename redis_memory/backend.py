@@ -28,31 +28,18 @@ import hiredis
 import redis
 import redis.exceptions
 
-from redis_memory import codec, telemetry
-from redis_memory.core import (
-    LOST,
-    SCRIPT_ERRORS,
-    Command,
-    Core,
-    Mirror,
-    Op,
-    ProxyFactory,
-    Request,
-    Script,
-    advance,
-    default_retry_for,
-    is_write,
-    public_error,
-    redact_url,
-    resend_delays,
-    resendable,
-    script_table,
-    text,
-)
+from redis_memory import codec, observer
+from redis_memory.core.mirror import Mirror, ProxyFactory
+from redis_memory.core.operations import Core
+from redis_memory.core.replies import SCRIPT_ERRORS, public_error
+from redis_memory.core.requests import Command, Op, Request, Script, advance, is_write, text
+from redis_memory.core.retry import LOST, default_retry_for, resend_delays, resendable
+from redis_memory.core.scripts import script_table
 from redis_memory.docops import DocOp
 from redis_memory.errors import RedisConnectionError, ServerError, translate
 from redis_memory.journal import Journal, journal_for
 from redis_memory.keys import KeySpace
+from redis_memory.redaction import redact
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +85,7 @@ class Backend(Core):
     ):
         """Prepare a backend; nothing connects until the first operation."""
         super().__init__(factories, max_mirrors)
-        self.label = redact_url(label)  # never shows a password
+        self.label = redact(label, mask="***")  # never shows a password
         self._pool_factory = pool_factory
         self._lock = threading.RLock()
         self._pid = -1
@@ -222,8 +209,8 @@ class Backend(Core):
         (invalidations that arrive before a reply are handled while reading it anyway). A
         request that meets a lost connection is sent again (see :meth:`_send`).
         """
-        if telemetry.active is not None:
-            op = telemetry.active.traced(self, op)
+        if observer.active is not None:
+            op = observer.active.traced(self, op)
         started = time.perf_counter()
         with self._lock:
             self.stats.counts["operations"] += 1
@@ -295,8 +282,8 @@ class Backend(Core):
         """Replay this process's journal for the server, oldest first, until it is empty or
         Redis cannot be reached (call with the lock held). A write Redis refuses (a conflict:
         a later assignment won, the attribute changed kind...) is dropped and logged."""
-        if telemetry.active is not None:
-            telemetry.active.replay(self, self._replay_journal)
+        if observer.active is not None:
+            observer.active.replay(self, self._replay_journal)
             return
         self._replay_journal()
 

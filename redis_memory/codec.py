@@ -27,6 +27,10 @@ import pydantic
 
 from redis_memory import scalars
 from redis_memory.errors import ReadOnlyElementError, UnknownTypeError, UnstorableValueError
+from redis_memory.jsontext import check_json as check_json
+from redis_memory.jsontext import check_key as check_key
+from redis_memory.jsontext import check_text
+from redis_memory.jsontext import dumps as dumps
 
 JSON: TypeAlias = "None | bool | int | float | str | list[JSON] | dict[str, JSON]"
 
@@ -37,8 +41,6 @@ SET = "set"
 MODEL_PREFIX = "model:"  # model:<module>:<qualname>, a pydantic model stored as a document
 HASH, JSON_DOC = "hash", "json"
 
-_INT64_MIN = -(2**63)
-_INT64_MAX = 2**63 - 1
 _SET_MEMBER_TYPES = (str, int, float, bool, type(None))
 
 
@@ -115,59 +117,9 @@ def set_members(value: Iterable[Any]) -> list[str]:
     return members
 
 
-def check_json(value: object, where: str = "value", *, addressable: bool = False) -> None:
-    """Raise :class:`UnstorableValueError` unless ``value`` round-trips exactly through JSON.
-
-    ``addressable`` (dict attributes): dict keys must also be reachable by a RedisJSON path,
-    which excludes keys containing ``"`` or ``\\`` (RedisJSON 2.8 writes them escaped).
-    """
-    kind = type(value)
-    if kind is str or kind is bool or value is None:
-        return
-    if kind is int:
-        if not _INT64_MIN <= value <= _INT64_MAX:  # type: ignore[operator]
-            raise UnstorableValueError(f"{where}: integer {value} does not fit in 64 bits")
-        return
-    if kind is float:
-        if not math.isfinite(value):  # type: ignore[arg-type]
-            raise UnstorableValueError(f"{where}: cannot store the non-finite float {value!r}")
-        return
-    if isinstance(value, dict):
-        for key, item in value.items():
-            check_key(key, where, addressable=addressable)
-            check_json(item, f"{where}[{key!r}]", addressable=addressable)
-        return
-    if isinstance(value, list):
-        for index, item in enumerate(value):
-            check_json(item, f"{where}[{index}]", addressable=addressable)
-        return
-    raise UnstorableValueError(
-        f"{where}: cannot store a value of type {kind.__name__} inside a list or dict "
-        "(JSON values only: dict, list, str, int, float, bool, None)"
-    )
-
-
-def check_key(key: object, where: str = "value", *, addressable: bool = False) -> str:
-    """Raise :class:`UnstorableValueError` unless ``key`` can be a key of a stored dict."""
-    if type(key) is not str:
-        raise UnstorableValueError(f"{where}: dict keys must be str, not {type(key).__name__}")
-    if addressable and ('"' in key or "\\" in key):
-        raise UnstorableValueError(
-            f"{where}: dict key {key!r} contains '\"' or '\\\\', which a dict attribute cannot hold "
-            "(RedisJSON paths cannot address such keys); store it inside a list element instead"
-        )
-    return key
-
-
-def dumps(value: object, *, addressable: bool = False) -> str:
-    """Check ``value`` (see :func:`check_json`) and encode it as compact JSON text."""
-    check_json(value, addressable=addressable)
-    return scalars.check_text(json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False))
-
-
 # RedisJSON 2.8 reads numbers with serde_json's fast parser, which is not correctly rounded:
 # the digits as an integer, times or divided by a table power of ten. _serde_float is that
-# parser (tests/test_security.py checks it against the server); json_float picks a text that
+# parser (tests/test_pinned_bugs.py checks it against the server); json_float picks a text that
 # both it and Python read back as the same float.
 _POW10 = [float(f"1e{n}") for n in range(309)]
 _NUMBER = re.compile(r"(-?)(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?")
@@ -337,7 +289,7 @@ def encode_elements(values: Iterable[Any]) -> tuple[list[str], list[Any]]:
 def encode_element(value: Any) -> tuple[str, Any]:
     """Return ``(JSON text, read-only copy)`` of one list element, checked before either is made."""
     frozen = frozen_copy(value)
-    return scalars.check_text(json.dumps(frozen, ensure_ascii=False, separators=(",", ":"), allow_nan=False)), frozen
+    return check_text(json.dumps(frozen, ensure_ascii=False, separators=(",", ":"), allow_nan=False)), frozen
 
 
 def _freeze_object(pairs: dict[str, Any]) -> FrozenDict:

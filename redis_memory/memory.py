@@ -20,7 +20,8 @@ import redis
 
 from redis_memory import codec, schema
 from redis_memory.backend import Backend
-from redis_memory.config import backend_for, resolve_prefix
+from redis_memory.config import resolve_prefix
+from redis_memory.connections import backend_for
 from redis_memory.errors import InvalidNameError, MissingAttributeError, ReservedNameError
 from redis_memory.keys import DEFAULT_ID, KeySpace, check_name, normalize_id
 from redis_memory.proxies.document import wrap

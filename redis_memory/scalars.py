@@ -34,6 +34,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from redis_memory.errors import UnknownTypeError, UnstorableValueError
+from redis_memory.jsontext import check_text, dumps
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
@@ -136,8 +137,6 @@ def _decode_bytes(parameter: str, text: str) -> bytes:
 
 
 def _encode_tuple(value: tuple[Any, ...]) -> tuple[str, str]:
-    from redis_memory.codec import dumps  # the JSON rules live there
-
     return "tuple", dumps(list(value))
 
 
@@ -171,8 +170,6 @@ def resolve_class(path: str) -> type:
 
 
 def _encode_enum(value: enum.Enum) -> tuple[str, str]:
-    from redis_memory.codec import dumps
-
     return f"enum:{class_path(type(value))}", dumps(value.value)
 
 
@@ -182,17 +179,6 @@ def _decode_enum(parameter: str, text: str) -> enum.Enum:
         raise UnknownTypeError(f"{parameter} is not an Enum")
     member: enum.Enum = cls(json.loads(text))
     return member
-
-
-def check_text(text: str, what: str = "text") -> str:
-    """``text``, or :class:`UnstorableValueError` if it holds a lone surrogate (it has no UTF-8
-    form, so Redis could never receive it). O(1) for ASCII text."""
-    if not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise UnstorableValueError(f"cannot store {what} holding a lone surrogate ({exc.reason})") from None
-    return text
 
 
 def _encode_int(value: int) -> tuple[str, str]:

@@ -5,7 +5,8 @@ for the process by :func:`instrument` (or ``REDIS_MEMORY_OTEL=1`` when this modu
 imported), off again by :func:`uninstrument`. OpenTelemetry is imported only then, so the
 library runs without it.
 
-When on, the drivers hand each operation to :data:`active`, which wraps it in a span
+When on, the drivers hand each operation to :data:`active` (through the hook they expose,
+:mod:`redis_memory.observer`), which wraps it in a span
 (``redis_memory <operation>``, kind CLIENT) and records its duration; each replay of the
 offline journal gets a span too (``redis_memory journal.replay``). The counters are not
 counted twice: observable instruments read the figures :func:`redis_memory.stats` reports,
@@ -24,7 +25,9 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import urlsplit
 
-from redis_memory.core import Op, Request, advance
+from redis_memory import connections, observer
+from redis_memory.core.requests import Op, Request, advance
+from redis_memory.redaction import redact as redact
 
 if TYPE_CHECKING:
     from types import GeneratorType
@@ -54,21 +57,7 @@ _COUNTERS = {
 # Operations take ~0.1 ms on a local server: OpenTelemetry's default buckets (0 to 10,000) fit milliseconds.
 _BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
-# The user:password@ of a URL (up to its last @, which may be part of an unencoded password),
-# and any password= argument of its query string (redis-py accepts `?password=`).
-_USERINFO = re.compile(r"(?<=://)[^\s<>,]*@")
-_SECRET_ARGUMENT = re.compile(r"([?&;])[^=&#\s]*password[^=&#\s]*=[^&#\s]*&?", re.IGNORECASE)
-_DANGLING = re.compile(r"[?&;]+(?=$|#|\s)")
 _REPR_FIELD = re.compile(r"\b(host|port|path)=([^,()<>\s]+)")
-
-
-def redact(label: str) -> str:
-    """``label`` (a Redis URL, a client's ``repr``, or any text naming them) without
-    credentials: the ``user:password@`` of every URL and every ``password=`` query argument
-    are removed; the rest is kept as it was."""
-    label = _USERINFO.sub("", label)
-    label = _SECRET_ARGUMENT.sub(lambda match: match[1], label)
-    return _DANGLING.sub("", label)
 
 
 @functools.lru_cache(maxsize=256)
@@ -232,6 +221,7 @@ def instrument(tracer_provider: TracerProvider | None = None, meter_provider: Me
     tracer = trace.get_tracer(NAME, tracer_provider=tracer_provider)
     meter = metrics.get_meter(NAME, meter_provider=meter_provider)
     active = Telemetry(tracer, meter)
+    observer.observe(active)
 
 
 def uninstrument() -> None:
@@ -239,6 +229,7 @@ def uninstrument() -> None:
     nothing from now on (what was recorded stays with the providers)."""
     global active
     active = None
+    observer.observe(None)
 
 
 def _histogram(meter: Meter) -> Histogram:
@@ -261,10 +252,8 @@ def _observe(figure: str, options: CallbackOptions) -> Iterator[Observation]:
         return
     from opentelemetry.metrics import Observation
 
-    from redis_memory import config  # config imports the backend, which imports this module
-
     totals: dict[str, int] = {}
-    for label, figures in config.stats().items():
+    for label, figures in connections.stats().items():
         server = redact(label)
         totals[server] = totals.get(server, 0) + int(figures[figure])
     for server, value in totals.items():

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from redis_memory import ConversationMemory, config
+from redis_memory import ConversationMemory, connections
 from tests.servers import RedisProcess
 
 SERVER_KINDS = ["modules", "plain"]
@@ -21,7 +21,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Redi
     base = Path(tmp_path_factory.mktemp("srv"))
     started = {kind: RedisProcess(base / kind, modules=(kind == "modules")).start() for kind in SERVER_KINDS}
     yield started
-    config.reset()
+    connections.reset()
     for server in started.values():
         server.stop()
 

@@ -23,8 +23,9 @@ import pytest
 import redis
 
 import redis_memory
-from redis_memory import AccessDeniedError, ConversationMemory, RedisConnectionError, aio, config
-from redis_memory.core import Command, Op, redact_url
+from redis_memory import AccessDeniedError, ConversationMemory, RedisConnectionError, aio, connections
+from redis_memory.core.requests import Command, Op
+from redis_memory.redaction import redact
 from tests.faultproxy import FaultProxy
 from tests.servers import RedisProcess
 from tests.test_aio import run
@@ -44,7 +45,7 @@ def url(proxy: FaultProxy, prefix: str) -> str:
 
 
 def counts(url: str) -> dict[str, Any]:
-    label = redact_url(url)  # stats() never shows a password
+    label = redact(url, mask="***")  # stats() never shows a password
     return redis_memory.stats().get(label, {"retries": 0, "round_trips": 0, "operations": 0, "errors": 0})
 
 
@@ -210,7 +211,7 @@ def test_stats_report_the_async_backend_merged_with_the_sync_one_of_the_same_url
     server: RedisProcess, prefix: str
 ) -> None:
     sync = ConversationMemory("c1", url=server.url, prefix=prefix)
-    sync_backend = config.backend_for(url=server.url)
+    sync_backend = connections.backend_for(url=server.url)
     sync.state = "sync"  # the sync backend exists and has counted
 
     mem = aio.ConversationMemory("c1", url=server.url, prefix=prefix)

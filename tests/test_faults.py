@@ -23,9 +23,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from redis_memory import AccessDeniedError, ConversationMemory, JournalError, config
-from redis_memory.core import redact_url
+from redis_memory import AccessDeniedError, ConversationMemory, JournalError, connections
 from redis_memory.journal import Journal
+from redis_memory.redaction import redact
 from tests.faultproxy import FaultProxy
 from tests.servers import RedisProcess
 
@@ -93,16 +93,16 @@ def run_python(code: str, home: Path, *args: str, retry_for: str = "3", wait: bo
 
 APPENDER = """
 import json, sys
-from redis_memory import ConversationMemory, config
+from redis_memory import ConversationMemory, connections
 url, prefix, worker, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 mem = ConversationMemory("faults", url=url, prefix=prefix)
 acknowledged = []
 for i in range(count):
     mem.messages.append({"w": worker, "i": i})
     acknowledged.append(i)
-backend = config.backend_for(url=url)
+backend = connections.backend_for(url=url)
 assert backend.flush_journal(timeout=120), "journal not replayed"
-print(json.dumps({"acknowledged": acknowledged, "stats": config.stats()[url]}))
+print(json.dumps({"acknowledged": acknowledged, "stats": connections.stats()[url]}))
 """
 
 
@@ -211,12 +211,12 @@ def test_a_slow_redis_times_out_and_the_write_still_lands_once(durable: DurableS
         url = f"{proxy.url}/0?socket_timeout=0.3"
         mem = ConversationMemory("slow", url=url, prefix=prefix)
         mem.messages = []
-        backend = config.backend_for(url=url)
+        backend = connections.backend_for(url=url)
         backend.retry_for = 1.0
         proxy.delay(0.5)  # every reply comes after the client gave up: each try times out
         mem.messages.append("once")  # journaled after the retries, not lost
         mem.incr("turns", 5)
-        assert config.stats()[url]["journal_depth"] == 2
+        assert connections.stats()[url]["journal_depth"] == 2
         proxy.heal()
         assert backend.flush_journal(timeout=30)
     raw = durable.client()
@@ -230,7 +230,7 @@ def test_a_full_journal_raises_a_clear_error_and_drops_nothing(
     journal = Journal(tmp_path / "journal.sqlite3")
     url = f"redis://127.0.0.1:{durable.port}/1"
     mem = ConversationMemory("full", url=url, prefix=prefix)
-    backend = config.backend_for(url=url)
+    backend = connections.backend_for(url=url)
     backend.journal, backend.retry_for = journal, 0.0
     durable.kill()
     mem.state = "first"  # journaled
@@ -252,11 +252,11 @@ def test_offline_raise_turns_the_journal_off(durable: DurableServer, prefix: str
     url = f"redis://127.0.0.1:{durable.port}/2"
     mem = ConversationMemory("strict", url=url, prefix=prefix, offline="raise")
     mem.state = "up"
-    config.backend_for(url=url).retry_for = 0.0
+    connections.backend_for(url=url).retry_for = 0.0
     durable.kill()
     with pytest.raises(ConnectionError):
         mem.state = "down"
-    assert config.stats()[url]["journal_depth"] == 0
+    assert connections.stats()[url]["journal_depth"] == 0
     with pytest.raises(ValueError, match="offline"):
         ConversationMemory("strict", url=url, prefix=prefix, offline="queue")
 
@@ -267,13 +267,16 @@ def test_refused_credentials_raise_at_once_and_are_never_journaled(tmp_path: Pat
     server.client().config_set("requirepass", "s3cret")
     try:
         url = f"redis://:wrong@127.0.0.1:{server.port}/0"
-        backend = config.backend_for(url=url)
+        backend = connections.backend_for(url=url)
         backend.journal, backend.retry_for = Journal(tmp_path / "journal.sqlite3"), 30.0
         mem = ConversationMemory("c1", url=url, prefix=prefix)
         with pytest.raises(AccessDeniedError, match="refused"):
             mem.state = "x"  # with retry_for=30 a resend loop would hang here for 30 s
-        assert backend.journal.depth(backend.server_id) == 0 and config.stats()[redact_url(url)]["journal_depth"] == 0
-        assert config.stats()[redact_url(url)]["retries"] == 0
+        assert (
+            backend.journal.depth(backend.server_id) == 0
+            and connections.stats()[redact(url, mask="***")]["journal_depth"] == 0
+        )
+        assert connections.stats()[redact(url, mask="***")]["retries"] == 0
         assert redis.Redis(unix_socket_path=str(server.socket), password="s3cret").exists(f"{prefix}{{c1}}") == 0
     finally:
         server.stop()
@@ -284,16 +287,16 @@ def test_writes_journaled_before_the_first_connection_are_replayed_by_the_flushe
 ) -> None:
     url = f"redis://127.0.0.1:{durable.port}/3"
     durable.kill()  # down before this process ever connects
-    backend = config.backend_for(url=url)
+    backend = connections.backend_for(url=url)
     backend.journal, backend.retry_for = Journal(tmp_path / "journal.sqlite3"), 0.0
     mem = ConversationMemory("early", url=url, prefix=prefix)
     mem.state = "a"
     mem.incr("turns")
     time.sleep(0.3)  # the flusher has tried (and failed) to reconnect meanwhile
-    assert config.stats()[url]["journal_depth"] == 2 == backend.journal.depth(url)
+    assert connections.stats()[url]["journal_depth"] == 2 == backend.journal.depth(url)
     durable.start()
     deadline = time.monotonic() + 60
-    while config.stats()[url]["journal_depth"] and time.monotonic() < deadline:
+    while connections.stats()[url]["journal_depth"] and time.monotonic() < deadline:
         time.sleep(0.05)  # the flusher thread replays by itself once Redis answers
     assert backend.journal.depth(url) == 0
     raw = redis.Redis(port=durable.port, db=3, decode_responses=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import redis
 
-from redis_memory.core import script_table
+from redis_memory.core.scripts import script_table
 from tests.servers import RedisProcess
 
 

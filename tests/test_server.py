@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from redis_memory import ConversationMemory, EmbeddedServerError, config, server
+from redis_memory import ConversationMemory, EmbeddedServerError, connections, server
 from tests.servers import RedisProcess
 
 
@@ -24,9 +24,9 @@ def home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     for name in ("REDIS_URL", "REDIS_HOST", "REDIS_PORT", "REDIS_PREFIX"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("REDIS_MEMORY_HOME", str(directory))
-    config.reset()
+    connections.reset()
     yield directory
-    config.reset()
+    connections.reset()
     server.stop_server(directory)
 
 
@@ -66,7 +66,7 @@ def test_data_survives_a_restart_of_the_embedded_server(home: Path) -> None:
     mem.messages = [{"n": 1}]
     mem.messages.append({"n": 2})
     mem.state = "active"
-    config.reset()
+    connections.reset()
     assert server.stop_server(home)
     assert not server.stop_server(home)
     mem = ConversationMemory("durable")  # starts it again

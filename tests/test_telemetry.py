@@ -25,7 +25,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from redis_memory import ConversationMemory, WrongTypeError, aio, config, telemetry
+from redis_memory import ConversationMemory, WrongTypeError, aio, connections, telemetry
 from redis_memory.journal import Journal
 from tests.faultproxy import FaultProxy
 from tests.servers import RedisProcess
@@ -162,16 +162,16 @@ def test_a_failed_operation_is_an_error_span_with_its_exception(
     assert event.name == "exception"
     assert event.attributes["exception.type"] == "redis_memory.errors.WrongTypeError"
     assert "WRONGTYPE" in event.attributes["exception.message"]
-    backend = config.backend_for(url=url)
+    backend = connections.backend_for(url=url)
     name = telemetry.redact(backend.label)  # other tests' background threads may record too: this server only
     (point,) = [p for p in otel.points()["redis_memory.operation.duration"] if p.attributes["server"] == name]
     assert point.attributes["error.type"] == "WrongTypeError" and point.attributes["op"] == "g_read"
     assert point.count == 1
-    stats = config.stats()  # the metric adds up every backend of this server (other tests' users too)
+    stats = connections.stats()  # the metric adds up every backend of this server (other tests' users too)
     assert counter(otel.points(), "errors", name) == sum(
         found["errors"] for label, found in stats.items() if telemetry.redact(label) == name
     )
-    assert config.stats()[backend.label]["errors"] == 1
+    assert connections.stats()[backend.label]["errors"] == 1
     assert leaks(user.password, otel.finished(), otel.points()) == []
 
 
@@ -191,11 +191,11 @@ def test_a_write_resent_after_a_lost_reply_shows_its_retry_in_the_span_and_the_m
     assert span.attributes["redis_memory.round_trips"] == 2
     assert span.attributes["server.address"] == "127.0.0.1" and span.attributes["server.port"] == proxy.port
     assert raw.hget(f"{prefix}{{c1}}", "turns") == "2"  # sent twice, applied once
-    backend = config.backend_for(url=url)
+    backend = connections.backend_for(url=url)
     server_name = telemetry.redact(backend.label)
     assert server_name == f"redis://127.0.0.1:{proxy.port}/0"
     points = otel.points()
-    assert counter(points, "retries", server_name) == config.stats()[backend.label]["retries"] == 1
+    assert counter(points, "retries", server_name) == connections.stats()[backend.label]["retries"] == 1
     assert leaks(user.password, otel.finished(), points) == []
 
 
@@ -213,9 +213,9 @@ def test_the_metrics_report_the_figures_of_stats(
     with pytest.raises(WrongTypeError):
         ConversationMemory("c2", url=url, prefix=prefix).state  # noqa: B018
 
-    backend = config.backend_for(url=url)
+    backend = connections.backend_for(url=url)
     points = otel.points()
-    stats = config.stats()
+    stats = connections.stats()
     figures = stats[backend.label]
     server_name = telemetry.redact(backend.label)
     # earlier tests' users may have reached this server too: one server in the metrics, figures added up
@@ -240,7 +240,7 @@ def test_a_journaled_write_is_replayed_in_a_span_and_counted(
 ) -> None:
     with FaultProxy(server.socket) as proxy:
         url = f"redis://{user.name}:{user.password}@127.0.0.1:{proxy.port}/0"
-        backend = config.backend_for(url=url)
+        backend = connections.backend_for(url=url)
         backend.journal, backend.retry_for = Journal(tmp_path / "journal.sqlite3"), 0.0
         mem = ConversationMemory("c1", url=url, prefix=prefix)
         mem.state = "written online"
@@ -248,9 +248,9 @@ def test_a_journaled_write_is_replayed_in_a_span_and_counted(
         mem.state = "written offline"
         server_name = telemetry.redact(backend.label)
         points = otel.points()
-        assert counter(points, "journaled", server_name) == config.stats()[backend.label]["journaled"] == 1
+        assert counter(points, "journaled", server_name) == connections.stats()[backend.label]["journaled"] == 1
         (depth,) = [p for p in points["redis_memory.journal.depth"] if p.attributes == {"server": server_name}]
-        assert depth.value == config.stats()[backend.label]["journal_depth"] == 1
+        assert depth.value == connections.stats()[backend.label]["journal_depth"] == 1
         proxy.heal()
         assert backend.flush_journal(timeout=30)
 
@@ -263,7 +263,7 @@ def test_a_journaled_write_is_replayed_in_a_span_and_counted(
     assert online.status.status_code is offline.status.status_code is StatusCode.UNSET  # journaled: no error
     assert offline.attributes["redis_memory.round_trips"] == 1  # one try, refused (retry_for=0)
     points = otel.points()
-    assert counter(points, "replayed", server_name) == config.stats()[backend.label]["replayed"] == 1
+    assert counter(points, "replayed", server_name) == connections.stats()[backend.label]["replayed"] == 1
     assert leaks(user.password, otel.finished(), points) == []
 
 
@@ -302,7 +302,7 @@ def test_uninstrument_stops_the_spans_and_the_metrics(otel: Telemetry, server: R
     assert len(otel.finished(server=server.url)) == 1
     points = otel.points()
     assert sum(p.count for p in points["redis_memory.operation.duration"]) == before
-    assert config.stats()[server.url]["operations"] >= 3  # stats() keeps counting without OpenTelemetry
+    assert connections.stats()[server.url]["operations"] >= 3  # stats() keeps counting without OpenTelemetry
 
 
 @pytest.mark.parametrize(

@@ -91,7 +91,7 @@ def test_text_fields_match_the_same_with_and_without_redisearch(
 
 def test_a_newline_inside_a_text_field_joins_the_words_around_it(servers: dict[str, RedisProcess]) -> None:
     """RediSearch drops control characters from words, so "there\nI" is the word "therei";
-    the fallback agrees. (Message copies turn them into spaces: see test_message_search.)"""
+    the fallback agrees. (Message copies turn them into spaces: see test_message_copies.)"""
     for kind in ("modules", "plain"):
         prefix = f"w{uuid.uuid4().hex[:8]}:"
         url = servers[kind].url

@@ -21,23 +21,15 @@ from typing import Any, TypeVar
 import redis.asyncio
 import redis.exceptions
 
-from redis_memory import telemetry
+from redis_memory import observer
 from redis_memory.backend import Backend
-from redis_memory.core import (
-    LOST,
-    Command,
-    Core,
-    Op,
-    Request,
-    advance,
-    default_retry_for,
-    public_error,
-    redact_url,
-    resend_delays,
-    resendable,
-    script_table,
-)
+from redis_memory.core.operations import Core
+from redis_memory.core.replies import public_error
+from redis_memory.core.requests import Command, Op, Request, advance
+from redis_memory.core.retry import LOST, default_retry_for, resend_delays, resendable
+from redis_memory.core.scripts import script_table
 from redis_memory.errors import RedisConnectionError
+from redis_memory.redaction import redact
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -61,7 +53,7 @@ class AsyncBackend(Core):
         """Prepare a backend; ``client_factory()`` makes the client of each event loop, and
         ``waiter()`` the sync backend of the same server that blocking waits run on."""
         super().__init__()
-        self.label = redact_url(label)  # never shows a password
+        self.label = redact(label, mask="***")  # never shows a password
         self.waiter = waiter
         self.retry_for = default_retry_for()
         self._client_factory = client_factory
@@ -95,8 +87,8 @@ class AsyncBackend(Core):
     async def drive(self, op: Op[T]) -> T:
         """Run a core operation to its end, awaiting each request. A request that meets a
         lost connection is sent again (see :meth:`_send`)."""
-        if telemetry.active is not None:
-            op = telemetry.active.traced(self, op, counted=False)  # tasks share the counts
+        if observer.active is not None:
+            op = observer.active.traced(self, op, counted=False)  # tasks share the counts
         started = time.perf_counter()
         self._count("operations")
         reply: Any = None

@@ -21,10 +21,11 @@ import redis.asyncio
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from redis_memory import codec, config
+from redis_memory import codec, config, connections
 from redis_memory.aio.backend import AsyncBackend
-from redis_memory.config import backend_for, resolve_prefix, resolve_url
-from redis_memory.core import QUEUED, Command, Op
+from redis_memory.config import resolve_prefix, resolve_url
+from redis_memory.connections import backend_for
+from redis_memory.core.requests import QUEUED, Command, Op
 from redis_memory.docops import DocOp, Path
 from redis_memory.errors import MissingAttributeError
 from redis_memory.keys import DEFAULT_ID, KeySpace, normalize_id
@@ -36,7 +37,7 @@ _BACKENDS: dict[str, AsyncBackend] = {}
 def _backend_for(url: str | None, client: redis.asyncio.Redis | None) -> AsyncBackend:
     if client is not None:
         own = AsyncBackend(lambda: client, repr(client))
-        config.count(own)
+        connections.count(own)
         return own
     resolved = resolve_url(url)
     found = _BACKENDS.get(resolved)
@@ -46,7 +47,7 @@ def _backend_for(url: str | None, client: redis.asyncio.Redis | None) -> AsyncBa
             resolved,
             lambda: backend_for(url=resolved),
         )
-        config.count(found)
+        connections.count(found)
     return found
 
 

@@ -17,7 +17,7 @@ from typing import Any, SupportsIndex
 
 from redis_memory import codec
 from redis_memory.backend import Backend
-from redis_memory.core import QUEUED
+from redis_memory.core.requests import QUEUED
 from redis_memory.docops import DocOp, Path, apply_op, check_op
 from redis_memory.errors import MissingIndexError, MissingKeyError
 from redis_memory.keys import KeySpace

@@ -14,7 +14,7 @@ from typing import Any
 
 from redis_memory import codec
 from redis_memory.backend import Backend
-from redis_memory.core import QUEUED
+from redis_memory.core.requests import QUEUED
 from redis_memory.errors import MissingKeyError
 from redis_memory.keys import KeySpace
 

@@ -8,7 +8,8 @@ from typing import Any, TypeVar
 
 import redis
 
-from redis_memory.config import backend_for, resolve_prefix
+from redis_memory.config import resolve_prefix
+from redis_memory.connections import backend_for
 from redis_memory.errors import InvalidNameError
 from redis_memory.keys import parse_hash_key
 from redis_memory.search import messages

@@ -24,8 +24,9 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from redis_memory import codec, scalars
+from redis_memory import codec
 from redis_memory.errors import InvalidNameError, UnstorableValueError
+from redis_memory.jsontext import check_text
 
 OPERATORS = ("eq", "ne", "in", "gt", "gte", "lt", "lte", "contains", "startswith")
 _NUMERIC_OPERATORS = {"gt", "gte", "lt", "lte"}
@@ -116,7 +117,7 @@ def parse(filters: Mapping[str, object], fields: Mapping[str, str]) -> list[Filt
         elif op == "contains":
             if not isinstance(value, str):
                 raise UnstorableValueError(f"{key!r} takes text")
-            values = tuple(words(scalars.check_text(value)))
+            values = tuple(words(check_text(value)))
             if not values:
                 raise UnstorableValueError(f"{key!r}: {value!r} holds no word to search for")
         else:
@@ -124,7 +125,7 @@ def parse(filters: Mapping[str, object], fields: Mapping[str, str]) -> list[Filt
         if op == "startswith":
             if not isinstance(value, str):
                 raise UnstorableValueError(f"{key!r} takes text")
-            values = (scalars.check_text(value).split("\x00", 1)[0].lstrip(_TAG_TRIM),)
+            values = (check_text(value).split("\x00", 1)[0].lstrip(_TAG_TRIM),)
         elif kind == "TAG":  # an empty tag is never indexed: drop it
             values = tuple(tag for value in values if (tag := as_tag(value)))
         parsed.append(Filter(name, kind, op, values))

@@ -25,7 +25,7 @@ from importlib import resources
 from typing import Any
 
 from redis_memory.backend import Backend
-from redis_memory.core import Command
+from redis_memory.core.requests import Command
 from redis_memory.errors import ServerError
 from redis_memory.keys import parse_hash_key
 from redis_memory.search.filters import Filter, can_match, matches, to_query, with_prefixes_resolved

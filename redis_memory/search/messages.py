@@ -24,7 +24,7 @@ from typing import Any
 
 from redis_memory import codec
 from redis_memory.backend import Backend
-from redis_memory.core import text as as_text
+from redis_memory.core.requests import text as as_text
 from redis_memory.keys import decode_part, encode_part, normalize_id
 from redis_memory.search.filters import (
     Filter,

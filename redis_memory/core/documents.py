@@ -13,25 +13,15 @@ import hashlib
 from typing import TYPE_CHECKING, Any
 
 from redis_memory import codec
+from redis_memory.core.mirror import Mirror
+from redis_memory.core.requests import QUEUED, Op
+from redis_memory.core.transactions import OpenTransaction
 from redis_memory.docops import DocOp, apply_ops
 from redis_memory.errors import ConcurrentModificationError, TransactionError
 from redis_memory.keys import KeySpace, kind_field
 
-if TYPE_CHECKING:
-    from redis_memory.core import Mirror, Op, _Transaction
-
 _DOC_NEEDS_REPLY = {"setnx", "pop", "arrpop"}
 _CAS_ATTEMPTS = 100
-
-
-class _Queued:
-    """The reply of a change queued in a transaction (sent when the transaction commits)."""
-
-    def __repr__(self) -> str:
-        return "QUEUED"
-
-
-QUEUED: Any = _Queued()
 
 
 class DocumentOps:
@@ -40,7 +30,7 @@ class DocumentOps:
     if TYPE_CHECKING:  # what they use of the core
         _mirrors: dict[str, Mirror]
 
-        def _transaction(self, space: KeySpace) -> _Transaction | None: ...
+        def _transaction(self, space: KeySpace) -> OpenTransaction | None: ...
         def _op(self, name: str, space: KeySpace, key: str, args: list[str]) -> Op[Any]: ...
         def g_json_flag(self, space: KeySpace) -> Op[str]: ...
         def g_read(self, space: KeySpace, name: str, cached: bool = True) -> Op[tuple[str, Any] | None]: ...
@@ -94,7 +84,7 @@ class DocumentOps:
         return results
 
     def _g_doc_ops_in_transaction(
-        self, space: KeySpace, name: str, key: str, ops: list[DocOp], transaction: _Transaction
+        self, space: KeySpace, name: str, key: str, ops: list[DocOp], transaction: OpenTransaction
     ) -> Op[list[Any]]:
         """Without RedisJSON, a transaction changes a working copy of each document; the copy
         is written by one compare-and-set against the text first read, at commit."""

@@ -1,0 +1,90 @@
+"""The backends of this process: one per server, shared by every memory object that uses it.
+
+Every memory object that resolves to the same server (:mod:`redis_memory.config`) in one
+process shares one :class:`~redis_memory.backend.Backend`: one connection, not one per
+operation. The asyncio API (:mod:`redis_memory.aio`) makes its own backends and has them
+counted here (:func:`count`), so :func:`stats` covers both APIs.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from typing import Any
+
+import redis
+
+from redis_memory.backend import Backend
+from redis_memory.config import POOL_OPTIONS, resolve_url
+from redis_memory.counters import Stats
+from redis_memory.observer import Observed
+from redis_memory.proxies.list import RedisList
+from redis_memory.proxies.set import RedisSet
+
+_FACTORIES: dict[str, Any] = {"list": RedisList, "set": RedisSet}
+_lock = threading.Lock()
+_by_url: dict[str, Backend] = {}
+_by_client: weakref.WeakKeyDictionary[redis.Redis, Backend] = weakref.WeakKeyDictionary()
+
+
+_counted: weakref.WeakSet[Observed] = weakref.WeakSet()  # the asyncio API's backends, while they live
+
+
+def backend_for(
+    *, url: str | None = None, client: redis.Redis | None = None, host: str | None = None, port: int | None = None
+) -> Backend:
+    """The shared backend for these connection settings (created on first use)."""
+    if client is not None:
+        with _lock:
+            found = _by_client.get(client)
+            if found is None:
+                found = _by_client[client] = Backend(_pool_from_client(client), repr(client), _FACTORIES)
+                weakref.finalize(client, found.close)  # the client is gone: so is our connection to its server
+            return found
+    resolved = resolve_url(url, host, port)
+    with _lock:
+        found = _by_url.get(resolved)
+        if found is None:
+            pool_factory = lambda: redis.ConnectionPool.from_url(resolved, **POOL_OPTIONS)  # noqa: E731
+            found = _by_url[resolved] = Backend(pool_factory, resolved, _FACTORIES)
+        return found
+
+
+def _pool_from_client(client: redis.Redis) -> Any:
+    pool = client.connection_pool
+    options = {**pool.connection_kwargs, **POOL_OPTIONS}
+    return lambda: redis.ConnectionPool(connection_class=pool.connection_class, **options)
+
+
+def count(backend: Observed) -> None:
+    """Report ``backend`` (one of the asyncio API's) in :func:`stats` for as long as it lives."""
+    with _lock:
+        _counted.add(backend)
+
+
+def stats() -> dict[str, dict[str, Any]]:
+    """What each server's backends in this process have done: operations, round trips,
+    resends after a lost connection (``retries``), journaled / replayed writes, conflicts
+    dropped on replay, errors, ``journal_depth`` (writes waiting for Redis) and latency per
+    operation (count, mean and max in ms). Keyed by server (URL or client).
+
+    The sync and the asyncio API's backends are keyed alike, by their label (the URL, or the
+    client's repr); backends with the same label (the two APIs on one URL) are reported as
+    one entry: counts added, latencies combined."""
+    with _lock:
+        backends: list[Observed] = [*_by_url.values(), *_by_client.values(), *_counted]
+    merged: dict[str, tuple[Stats, int]] = {}
+    for backend in backends:
+        total, depth = merged.get(backend.label, (Stats(), 0))
+        merged[backend.label] = (total.add(backend.stats), depth + backend.backlog)
+    return {label: {**total.snapshot(), "journal_depth": depth} for label, (total, depth) in merged.items()}
+
+
+def reset() -> None:
+    """Close every shared backend of this process (tests and long-lived apps switching servers)."""
+    with _lock:
+        backends = [*_by_url.values(), *_by_client.values()]
+        _by_url.clear()
+        _by_client.clear()
+    for backend in backends:
+        backend.close()

@@ -1,0 +1,124 @@
+"""List and set attributes' operations, a part of the core (see :mod:`redis_memory.core`).
+
+Appends, positional list changes and set changes go to Redis as one script each; a valid
+mirror gets the same change once Redis acknowledged it, and is dropped when the sizes disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from redis_memory import codec
+from redis_memory.core.mirror import Mirror
+from redis_memory.core.requests import QUEUED, Op
+from redis_memory.errors import ConcurrentModificationError
+from redis_memory.keys import KeySpace, kind_field
+
+
+class CollectionOps:
+    """The list and set operations of :class:`~redis_memory.core.operations.Core` (mixed into it)."""
+
+    if TYPE_CHECKING:  # what they use of the core
+        _mirrors: dict[str, Mirror]
+
+        def _op(self, name: str, space: KeySpace, key: str, args: Sequence[str]) -> Op[Any]: ...
+        def bound(self, space: KeySpace, name: str) -> int: ...
+        def search_fields(self, space: KeySpace, name: str) -> str: ...
+        def forget(self, key: str) -> None: ...
+
+    def g_push(self, space: KeySpace, name: str, raws: list[str], elements: list[Any]) -> Op[Mirror | None]:
+        """Append encoded elements (and their read-only copies, for the mirror). One EVALSHA of
+        ``push.lua``: HGET (kind check) + RPUSH (+ LTRIM when bounded) + LLEN; O(k). Returns
+        the valid mirror, if any (:data:`QUEUED` in a transaction)."""
+        key = space.collection_key(name)
+        bound = self.bound(space, name)
+        try:
+            fields = self.search_fields(space, name)
+            length = yield from self._op("push", space, key, [kind_field(name), str(bound), fields, *raws])
+        except ConcurrentModificationError:
+            self.forget(key)
+            raise
+        if length is QUEUED:
+            return QUEUED  # type: ignore[no-any-return]
+        return self._pushed(key, elements, bound, length)
+
+    def _pushed(self, key: str, elements: list[Any], bound: int, length: int) -> Mirror | None:
+        """Apply appends that Redis acknowledged (new length ``length``) to the key's mirror;
+        drop the mirror instead if the lengths disagree. Returns the mirror if still valid."""
+        mirror = self._mirrors.get(key)
+        if mirror is None:
+            return None
+        expected = len(mirror.value) + len(elements)
+        if mirror.intact() and (length == expected or (bound and length == bound <= expected)):
+            list.extend(mirror.value, elements)
+            if bound and len(mirror.value) > bound:
+                list.__delitem__(mirror.value, slice(0, len(mirror.value) - bound))  # no write-through
+            mirror.seal()
+            return mirror
+        del self._mirrors[key]
+        return None
+
+    def g_list_op(
+        self, space: KeySpace, name: str, op: str, args: Sequence[str], update: Callable[[list[Any], list[Any]], None]
+    ) -> Op[tuple[Any, Mirror | None]]:
+        """Run one ``ops/list.lua`` change; one EVALSHA.
+
+        When the list's mirror is still valid after the reply (no other writer touched the key
+        since it was read: their invalidations arrive before our reply), ``update(items, reply)``
+        applies the same change to it. Returns the reply and the mirror (None if not valid).
+        """
+        key = space.collection_key(name)
+        try:
+            fields = self.search_fields(space, name)
+            reply = yield from self._op(
+                "list", space, key, [kind_field(name), op, str(self.bound(space, name)), fields, *args]
+            )
+        except ConcurrentModificationError:
+            self.forget(key)
+            raise
+        if reply is QUEUED:
+            return reply, None
+        return reply, self._changed(key, lambda items: update(items, reply), int(reply[0]))
+
+    def _changed(self, key: str, change: Callable[[Any], None], size: int) -> Mirror | None:
+        """Apply a change Redis acknowledged to the key's valid mirror, if any; ``size`` is the
+        collection's size Redis reported after it. A mirror that disagrees is dropped, never
+        trusted. Returns the mirror if still valid."""
+        mirror = self._mirrors.get(key)
+        if mirror is None:
+            return None
+        if mirror.intact():
+            change(mirror.value)
+            mirror.seal()
+            if len(mirror.value) == size:
+                return mirror
+        del self._mirrors[key]
+        return None
+
+    def g_set_op(self, space: KeySpace, name: str, op: str, members: Sequence[str]) -> Op[tuple[Any, Mirror | None]]:
+        """Run one ``ops/set.lua`` change (SADD / SREM / SPOP / DEL, then SCARD); one EVALSHA.
+
+        The valid mirror, if any, gets the same change. Returns the reply and that mirror.
+        """
+        key = space.collection_key(name)
+        try:
+            reply = yield from self._op("set", space, key, [kind_field(name), op, *members])
+        except ConcurrentModificationError:
+            self.forget(key)
+            raise
+        if reply is QUEUED:
+            return reply, None
+
+        def change(items: set[Any]) -> None:
+            if op == "add":
+                set.update(items, (codec.loads(member) for member in members))
+            elif op in ("remove", "discard"):
+                set.difference_update(items, (codec.loads(member) for member in members))
+            elif op == "pop":
+                set.discard(items, codec.loads(reply[1]))
+            else:
+                set.clear(items)
+
+        # a size that disagrees can also mean 1 and True: distinct in Redis, equal here
+        return reply, self._changed(key, change, int(reply[0]))

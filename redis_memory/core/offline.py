@@ -1,0 +1,109 @@
+"""Writes while Redis cannot be reached: the journal, and the last known values served meanwhile.
+
+A part of the core (:class:`~redis_memory.core.operations.Core` mixes it in). A write that
+cannot get through is journaled (:mod:`redis_memory.journal`); while this process has
+journaled writes for a server, every later write is journaled behind them, so they reach
+Redis in order. Reads that cannot reach Redis serve the last value this process knew, with
+its journaled writes applied.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from redis_memory import codec
+from redis_memory.core.mirror import Mirror
+from redis_memory.core.requests import QUEUED, Op, Script
+from redis_memory.counters import Stats
+from redis_memory.errors import RedisConnectionError
+from redis_memory.keys import KeySpace, parse_kind_field
+
+logger = logging.getLogger(__name__)
+
+
+class OfflineWrites:
+    """The journaling and last-known-value part of the core (mixed into it)."""
+
+    if TYPE_CHECKING:  # what it uses of the core
+        journal: Any
+        server_id: str
+        backlog: int
+        stats: Stats
+        _raise_offline: set[str]
+        _known: OrderedDict[tuple[str, str], tuple[str, Any] | None]
+        _max_mirrors: int
+
+        def _proxy(self, kind: str, space: KeySpace, name: str, items: Any) -> Any: ...
+
+    def _write(self, space: KeySpace, request: Script, needs_reply: bool = False) -> Op[Any]:
+        """Send a write script, or journal it when Redis cannot be reached (and the object
+        allows it): while this process has journaled writes for the server, every later write
+        is journaled behind them, so they reach Redis in order. Returns :data:`QUEUED` when
+        journaled."""
+        journaling = self.journal is not None and space.hash_key not in self._raise_offline and not needs_reply
+        if journaling and self.backlog:
+            return self._journal_write(request)
+        try:
+            reply = yield request
+        except RedisConnectionError:
+            if not journaling:
+                raise
+            return self._journal_write(request)
+        return reply
+
+    def _journal_write(self, request: Script) -> Any:
+        self.journal.append(self.server_id, request.name, list(request.keys), list(request.args))
+        self.backlog += 1
+        self.stats.counts["journaled"] += 1
+        logger.info("Redis at %s is unreachable: write journaled (%d waiting)", self.server_id, self.backlog)
+        self.journal_started()
+        return QUEUED
+
+    def journal_started(self) -> None:
+        """Called after a write was journaled: the driver starts replaying when it can."""
+
+    # -- last known values (served while Redis cannot be reached) -----------------------------------
+
+    def _know(self, space: KeySpace, name: str, found: tuple[str, Any] | None) -> None:
+        self._known[(space.hash_key, name)] = found
+        self._known.move_to_end((space.hash_key, name))
+        while len(self._known) > 4 * self._max_mirrors:
+            self._known.popitem(last=False)
+
+    def known(self, space: KeySpace, name: str) -> tuple[bool, tuple[str, Any] | None]:
+        """``(True, value as g_read returns it)`` when this process knows attribute ``name``'s
+        last value (read, or written while offline), ``(False, None)`` otherwise."""
+        entry = (space.hash_key, name)
+        return (True, self._known[entry]) if entry in self._known else (False, None)
+
+    def _known_after(self, space: KeySpace, op: str, args: Sequence[str]) -> None:
+        """A journaled write changes the last known value the way Redis will on replay."""
+        name = args[0] if op in ("assign", "delete", "incr", "cas") else (parse_kind_field(args[0]) or "")
+        entry = (space.hash_key, name)
+        found = self._known.get(entry)
+        if op == "delete":
+            self._know(space, name, None)
+        elif op == "assign" and args[3] == codec.HASH:
+            self._know(space, name, (args[2], codec.decode_scalar(args[2], args[7])))
+        elif op == "assign" and args[3] == codec.LIST:
+            items = self._proxy(args[2], space, name, codec.loads_elements(raw.encode() for raw in args[7:]))
+            self._know(space, name, (args[2], Mirror(args[2], items).seal()))
+        elif op == "assign" and args[3] == codec.SET:
+            members = self._proxy(args[2], space, name, {codec.loads(raw) for raw in args[7:]})
+            self._know(space, name, (args[2], Mirror(args[2], members).seal()))
+        elif op == "assign":
+            self._know(space, name, (args[2], Mirror(args[2], codec.loads(args[7]))))
+        elif op == "incr" and found is not None and codec.structure_of(found[0]) == codec.HASH:
+            amount = float(args[2]) if args[3] == "float" or found[0] == "float" else int(args[2])
+            self._know(space, name, ("float" if isinstance(amount, float) else found[0], found[1] + amount))
+        elif op == "incr" and entry in self._known and found is None:
+            self._know(space, name, (args[3], float(args[2]) if args[3] == "float" else int(args[2])))
+        elif op == "push" and found is not None and isinstance(found[1], Mirror):
+            list.extend(found[1].value, codec.loads_elements(raw.encode() for raw in args[3:]))
+            found[1].seal()
+        else:  # not worked out offline: unknown until Redis answers
+            self._known.pop(entry, None)
+            self._known.pop((space.hash_key, args[0]), None)
