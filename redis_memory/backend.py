@@ -21,6 +21,7 @@ import math
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -31,8 +32,8 @@ import redis.exceptions
 from redis_memory import codec, observer
 from redis_memory.core.mirror import Mirror, ProxyFactory
 from redis_memory.core.operations import Core
-from redis_memory.core.replies import SCRIPT_ERRORS, public_error
-from redis_memory.core.requests import Command, Op, Request, Script, advance, is_write, text
+from redis_memory.core.replies import public_error
+from redis_memory.core.requests import Command, Op, Request, advance, is_write, text
 from redis_memory.core.retry import LOST, default_retry_for, resend_delays, resendable
 from redis_memory.core.scripts import script_table
 from redis_memory.docops import DocOp
@@ -40,11 +41,31 @@ from redis_memory.errors import RedisConnectionError, ServerError, translate
 from redis_memory.journal import Journal, journal_for
 from redis_memory.keys import KeySpace
 from redis_memory.redaction import redact
+from redis_memory.replay import REPLAY_WAIT, JournalReplay
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 _LOST = LOST  # reset, closed, timed out, refused (core.resendable says what is sent again)
+_BACKENDS: weakref.WeakSet[Backend] = weakref.WeakSet()  # every backend of this process, for fork()
+_TIMEOUTS = ("socket_timeout", "socket_connect_timeout")
+_MIN_WAIT = 0.25  # the least a capped request waits for its reply
+
+
+def _least(configured: float | None, cap: float) -> float:
+    """The shorter of a configured timeout (None: none) and ``cap`` (at least :data:`_MIN_WAIT`)."""
+    cap = max(cap, _MIN_WAIT)
+    return cap if configured is None else min(configured, cap)
+
+
+def _forked() -> None:
+    """In a child just forked: no mirror or last known value of the parent is served (another
+    process may change any key from now on, and the child has no tracked connection yet)."""
+    for backend in list(_BACKENDS):
+        backend.forget_all()
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 def _default_journal() -> Journal | None:
@@ -68,7 +89,7 @@ def check_version(hello: Any, label: str) -> None:
         raise ServerError(f"Redis at {label} is version {shown}: redis-memory needs Redis 7.4 or later")
 
 
-class Backend(Core):
+class Backend(JournalReplay, Core):
     """The connection, scripts and mirrors shared by every memory object of one Redis server.
 
     One instance per server per process (see :mod:`redis_memory.config`); safe to use from
@@ -82,8 +103,11 @@ class Backend(Core):
         label: str,
         factories: dict[str, ProxyFactory] | None = None,
         max_mirrors: int = 1024,
+        server_id: str | None = None,
     ):
-        """Prepare a backend; nothing connects until the first operation."""
+        """Prepare a backend; nothing connects until the first operation. ``server_id`` names
+        the server and database in the offline journal (see :func:`config.server_identity`;
+        default: the label)."""
         super().__init__(factories, max_mirrors)
         self.label = redact(label, mask="***")  # never shows a password
         self._pool_factory = pool_factory
@@ -93,34 +117,65 @@ class Backend(Core):
         self._connection: Any = None
         self._waiting: redis.ConnectionPool | None = None  # connections that block in wait_list
         self._waiting_pid = -1
-        self.server_id = self.label
+        self.server_id = server_id or self.label
         self.journal = _default_journal()
         self.retry_for = default_retry_for()
         self._flusher: threading.Thread | None = None
+        self._next_adoption = math.inf  # set at the first connection
+        self._outage: float | None = None  # when the current loss of the connection began
+        self._down = False  # a request gave up on Redis: until it answers, no request waits
+        _BACKENDS.add(self)
         self._backlog_pid = os.getpid()  # the process self.backlog counts for
 
     # -- connection -----------------------------------------------------------------------
 
-    def _ensure(self) -> redis.Redis:
+    def _ensure(self, timeout: float | None = None) -> redis.Redis:
+        """The tracked connection of this process, connected (and reconnected) at once;
+        ``timeout`` caps the seconds connecting and the handshake may take (see :meth:`_capped`)."""
         if self._client is not None and self._pid == os.getpid():
             return self._client
         self._mirrors.clear()
         self._client = None  # a connection inherited through fork() is never touched again
         if self._backlog_pid != os.getpid():  # a forked child: the journal's entries are its parent's
             self.backlog, self._flusher, self._backlog_pid = 0, None, os.getpid()
-        client = redis.Redis(connection_pool=self._pool_factory(), single_connection_client=True)
+        pool = self._pool_factory()
+        configured = {name: pool.connection_kwargs.get(name) for name in _TIMEOUTS}
+        if timeout is not None:
+            pool.connection_kwargs.update({name: _least(value, timeout) for name, value in configured.items()})
+        client = redis.Redis(connection_pool=pool, single_connection_client=True)  # connects
         connection: Any = client.connection
+        pool.connection_kwargs.update(configured)
+        for name, value in configured.items():
+            setattr(connection, name, value)
         connection.register_connect_callback(self._on_connect)
         self._on_connect(connection)
         first = self._pid != os.getpid()
         self._client, self._connection, self._pid = client, connection, os.getpid()
-        if first and self.journal is not None and self.journal.path.exists():
-            self.backlog = self.journal.adopt(self.server_id)  # writes left by ended processes
-            if self.backlog:
-                self._replay()
-                if self.backlog:
-                    self.journal_started()
+        if first and self.journal is not None:
+            self._adopt()
         return client
+
+    @contextlib.contextmanager
+    def _capped(self, timeout: float | None) -> Iterator[None]:
+        """Wait at most ``timeout`` seconds for each reply (and connection) in the block, instead
+        of the configured socket timeout: a write that can be journaled, or a replay, never
+        hangs on an unresponsive server for longer than the resend window."""
+        connection = self._connection
+        if timeout is None or connection is None:
+            yield
+            return
+        configured = {name: getattr(connection, name) for name in _TIMEOUTS}
+        for name, value in configured.items():
+            setattr(connection, name, _least(value, timeout))
+        if connection._sock is not None:
+            connection._sock.settimeout(connection.socket_timeout)
+        try:
+            yield
+        finally:
+            for name, value in configured.items():
+                setattr(connection, name, value)
+            if connection._sock is not None:
+                connection._sock.settimeout(configured["socket_timeout"])
 
     def _on_connect(self, connection: Any) -> None:
         """(Re)connected: turn tracking on for this connection and forget every mirror."""
@@ -214,6 +269,8 @@ class Backend(Core):
         started = time.perf_counter()
         with self._lock:
             self.stats.counts["operations"] += 1
+            if time.monotonic() >= self._next_adoption:
+                self._adopt()  # every few seconds: writes left by a process that crashed meanwhile
             reply: Any = None
             error: Exception | None = None
             first = True
@@ -236,101 +293,64 @@ class Backend(Core):
         """Send one request and read its reply. When the connection is lost (reset, closed,
         timed out, refused), reconnect and send it again, with backoff, for up to
         ``retry_for`` seconds (not at all while writes wait in the journal): a write carries
-        an operation id, so Redis applies it once however many times it arrives."""
-        deadline = time.monotonic() + (0.0 if self.backlog else self.retry_for)
+        an operation id, so Redis applies it once however many times it arrives.
+
+        A write (which can be journaled) waits for each reply no longer than what is left of
+        that window, and any request waits at most a second while writes wait in the journal
+        (Redis was found unreachable): an unresponsive server costs the window, not the
+        socket timeout. Once a request has given up, later ones try once, without waiting,
+        until Redis answers again (a circuit breaker: an outage stalls one write, not each).
+        The first loss of an outage is logged as a warning, and so is its end."""
+        down = self.backlog > 0 or self._down  # known unreachable: one try, no waiting (a breaker)
+        window = 0.0 if down else self.retry_for
+        deadline = time.monotonic() + window
+        writing = is_write(request)
         delays = resend_delays()
         while True:
+            remaining = deadline - time.monotonic()
+            cap = remaining if writing else (REPLAY_WAIT if down else None)
             try:
-                self._ensure()
-                if drain:
-                    self._drain()
-                self.stats.counts["round_trips"] += 1
-                return self._execute(request)
+                self._ensure(cap)
+                with self._capped(cap):
+                    if drain:
+                        self._drain()
+                    self.stats.counts["round_trips"] += 1
+                    reply = self._execute(request)
             except _LOST as exc:
                 self._lost()
                 if not resendable(request, exc):  # a refusal (not an outage), FT.CURSOR
                     raise
+                self._lost_at(exc, window)
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
+                    self._down = True  # until Redis answers again, requests do not wait
                     raise
-                logger.warning("lost the connection to %s (%s): sending again", self.label, exc)
                 self.stats.counts["retries"] += 1
                 time.sleep(min(next(delays), remaining))
+                continue
+            self._answered()
+            return reply
 
-    # -- the offline journal -------------------------------------------------------------------------
+    def _lost_at(self, exc: BaseException, window: float) -> None:
+        """Log the first loss of an outage as a warning (later ones at debug level)."""
+        if self._outage is None:
+            self._outage = time.monotonic()
+            logger.warning(
+                "lost the connection to %s (%s): resending for up to %.1f s, then journaling writes",
+                self.label,
+                redact(str(exc)),
+                window,
+            )
+        else:
+            logger.debug("still no connection to %s (%s)", self.label, redact(str(exc)))
 
-    def journal_started(self) -> None:
-        """Start the thread that replays the journal once Redis answers (if not running)."""
-        if self._flusher is None or not self._flusher.is_alive():
-            self._flusher = threading.Thread(target=self._flush, name="redis-memory-journal", daemon=True)
-            self._flusher.start()
-
-    def _flush(self) -> None:
-        delay = 0.05
-        while True:
-            with self._lock:
-                if self._backlog_pid != os.getpid():  # a forked child does not replay its parent's
-                    return
-                self._replay()
-                if not self.backlog:
-                    self._flusher = None
-                    return
-            time.sleep(delay)
-            delay = min(delay * 2, 2.0)
-
-    def _replay(self) -> None:
-        """Replay this process's journal for the server, oldest first, until it is empty or
-        Redis cannot be reached (call with the lock held). A write Redis refuses (a conflict:
-        a later assignment won, the attribute changed kind...) is dropped and logged."""
-        if observer.active is not None:
-            observer.active.replay(self, self._replay_journal)
-            return
-        self._replay_journal()
-
-    def _replay_journal(self) -> None:
-        journal = self.journal
-        replayed = 0
-        while True:
-            try:
-                self._ensure()  # before reading an entry: a first connection replays them itself
-                entry = journal.first(self.server_id)
-                if entry is None:
-                    self.backlog = 0
-                    break
-                args = list(entry.args)
-                if is_write(Script(entry.script, entry.keys, args)):
-                    args[2] = str(entry.made_at)  # the write's time: last writer wins (lib.lua)
-                self._execute(Script(entry.script, entry.keys, args))
-            except _LOST as exc:
-                self._lost()
-                logger.info("Redis at %s still unreachable (%s): %d writes wait", self.label, exc, self.backlog)
-                break
-            except redis.exceptions.ResponseError as exc:
-                code = str(exc).partition(" ")[0]
-                self.stats.counts["conflicts"] += 1
-                level = logging.WARNING if code in SCRIPT_ERRORS else logging.ERROR
-                logger.log(level, "journaled write %s to %s dropped on replay: %s", entry.seq, entry.keys[0], exc)
-            journal.remove(entry.seq)
-            replayed += 1
-            self.stats.counts["replayed"] += 1
-            self.backlog = max(0, self.backlog - 1)
-        if replayed:
-            self._mirrors.clear()  # our own replayed writes are not pushed to us (NOLOOP)
-            logger.info("replayed %d journaled writes to %s", replayed, self.label)
-
-    def flush_journal(self, timeout: float | None = None) -> bool:
-        """Wait until every write this process journaled has reached Redis (True), or until
-        ``timeout`` seconds have passed (False)."""
-        deadline = math.inf if timeout is None else time.monotonic() + timeout
-        while self.backlog:
-            if time.monotonic() >= deadline:
-                return False
-            with self._lock:
-                if self.backlog:
-                    self._replay()
-            if self.backlog:
-                time.sleep(0.05)
-        return True
+    def _answered(self) -> None:
+        """Redis answered: if it had been unreachable, the outage is over (logged, counted)."""
+        self._down = False
+        if self._outage is not None:
+            logger.warning("reconnected to %s after %.1f s", self.label, time.monotonic() - self._outage)
+            self._outage = None
+            self.stats.counts["reconnects"] += 1
 
     def execute(self, *args: Any) -> Any:
         """Run one raw command (for the library's own modules; users never need it)."""

@@ -27,9 +27,9 @@ import pydantic
 
 from redis_memory import scalars
 from redis_memory.errors import ReadOnlyElementError, UnknownTypeError, UnstorableValueError
+from redis_memory.jsontext import check_depth, check_text
 from redis_memory.jsontext import check_json as check_json
 from redis_memory.jsontext import check_key as check_key
-from redis_memory.jsontext import check_text
 from redis_memory.jsontext import dumps as dumps
 
 JSON: TypeAlias = "None | bool | int | float | str | list[JSON] | dict[str, JSON]"
@@ -260,22 +260,24 @@ class FrozenList(list[Any]):
         return (list, (thaw(self),))
 
 
-def frozen_copy(value: Any, where: str = "value") -> Any:
+def frozen_copy(value: Any, where: str = "value", depth: int = 0) -> Any:
     """Check ``value`` like :func:`check_json` and return a read-only copy, in one walk."""
     kind = type(value)
-    if kind is str or kind is bool or value is None:
+    if kind is bool or value is None:
         return value
-    if kind is int or kind is float:
+    if kind is str or kind is int or kind is float:
         check_json(value, where)
         return value
     if isinstance(value, dict):
+        check_depth(depth, where)
         result = FrozenDict()
         for key, item in value.items():
             check_key(key, where)
-            dict.__setitem__(result, key, frozen_copy(item, f"{where}[{key!r}]"))
+            dict.__setitem__(result, key, frozen_copy(item, f"{where}[{key!r}]", depth + 1))
         return result
     if isinstance(value, list):
-        return FrozenList(frozen_copy(item, f"{where}[{index}]") for index, item in enumerate(value))
+        check_depth(depth, where)
+        return FrozenList(frozen_copy(item, f"{where}[{index}]", depth + 1) for index, item in enumerate(value))
     check_json(value, where)  # raises with the message for this type
     return value
 

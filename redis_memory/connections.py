@@ -15,7 +15,7 @@ from typing import Any
 import redis
 
 from redis_memory.backend import Backend
-from redis_memory.config import POOL_OPTIONS, resolve_url
+from redis_memory.config import POOL_OPTIONS, reachable, server_identity, target, url_identity
 from redis_memory.counters import Stats
 from redis_memory.observer import Observed
 from redis_memory.proxies.list import RedisList
@@ -38,15 +38,18 @@ def backend_for(
         with _lock:
             found = _by_client.get(client)
             if found is None:
-                found = _by_client[client] = Backend(_pool_from_client(client), repr(client), _FACTORIES)
+                server_id = server_identity(client.connection_pool.connection_kwargs)
+                found = _by_client[client] = Backend(
+                    _pool_from_client(client), repr(client), _FACTORIES, server_id=server_id
+                )
                 weakref.finalize(client, found.close)  # the client is gone: so is our connection to its server
             return found
-    resolved = resolve_url(url, host, port)
+    resolved = target(url, host, port)  # nothing starts until the backend connects
     with _lock:
         found = _by_url.get(resolved)
         if found is None:
-            pool_factory = lambda: redis.ConnectionPool.from_url(resolved, **POOL_OPTIONS)  # noqa: E731
-            found = _by_url[resolved] = Backend(pool_factory, resolved, _FACTORIES)
+            pool_factory = lambda: redis.ConnectionPool.from_url(reachable(resolved), **POOL_OPTIONS)  # noqa: E731
+            found = _by_url[resolved] = Backend(pool_factory, resolved, _FACTORIES, server_id=url_identity(resolved))
         return found
 
 

@@ -44,6 +44,13 @@ CREATE INDEX IF NOT EXISTS entries_by_server ON entries (server, seq);
 """
 
 
+_BUSY_SECONDS = 30  # how long a journal operation waits for another process's lock
+
+
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
 @dataclass(frozen=True, slots=True)
 class Entry:
     """One journaled write: the script call, and when it was made (ms since the epoch)."""
@@ -111,22 +118,39 @@ class Journal:
         if self._db is not None and self._pid == os.getpid():
             return self._db
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._db, self._pid = self._open(), os.getpid()  # a busy lock while opening: _run tries again
+        return self._db
+
+    def _open(self) -> sqlite3.Connection:
         fresh = not self.path.exists()
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-        if fresh:
-            os.chmod(self.path, 0o600)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute(f"PRAGMA synchronous={self._sync}")
-        db.executescript(_SCHEMA)
-        self._db, self._pid = db, os.getpid()
+        db = sqlite3.connect(self.path, timeout=_BUSY_SECONDS, isolation_level=None, check_same_thread=False)
+        try:
+            if fresh:
+                os.chmod(self.path, 0o600)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(f"PRAGMA synchronous={self._sync}")
+            db.executescript(_SCHEMA)
+        except BaseException:
+            db.close()
+            raise
         return db
 
     def _run(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        """Run one statement (its own transaction). A lock another process holds is waited
+        for, up to 30 s, also where SQLite's own busy handler returns at once (a fresh file
+        switching to WAL, a WAL being recovered)."""
+        deadline = time.monotonic() + _BUSY_SECONDS
         with self._lock:
-            try:
-                return self._connection().execute(sql, args).fetchall()
-            except sqlite3.Error as exc:
-                raise JournalError(f"the offline journal {self.path} failed: {exc}") from exc
+            while True:
+                try:
+                    return self._connection().execute(sql, args).fetchall()
+                except sqlite3.OperationalError as exc:
+                    if _busy(exc) and time.monotonic() < deadline:
+                        time.sleep(0.01)
+                        continue
+                    raise JournalError(f"the offline journal {self.path} failed: {exc}") from exc
+                except sqlite3.Error as exc:
+                    raise JournalError(f"the offline journal {self.path} failed: {exc}") from exc
 
     def append(self, server: str, script: str, keys: list[str], args: list[str]) -> int:
         """Commit one write to the journal; return its sequence number. JournalError when it

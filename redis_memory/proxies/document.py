@@ -19,7 +19,7 @@ from redis_memory import codec
 from redis_memory.backend import Backend
 from redis_memory.core.requests import QUEUED
 from redis_memory.docops import DocOp, Path, apply_op, check_op
-from redis_memory.errors import MissingIndexError, MissingKeyError
+from redis_memory.errors import MissingIndexError, MissingKeyError, UnstorableValueError
 from redis_memory.keys import KeySpace
 
 _MISSING = object()
@@ -111,7 +111,11 @@ class RedisDict(_Node, dict[str, Any]):
     @staticmethod
     def _holdable(key: object) -> bool:
         """Whether a dict attribute could hold ``key`` (one it cannot hold is simply missing)."""
-        return type(key) is str and '"' not in key and "\\" not in key
+        try:
+            codec.check_key(key, addressable=True)
+        except UnstorableValueError:
+            return False
+        return True
 
     def __delitem__(self, key: str) -> None:
         """``del d[k]``: JSON.DEL at ``path.k``; ``KeyError`` if Redis has no such key."""
@@ -164,10 +168,15 @@ class RedisDict(_Node, dict[str, Any]):
         """Empty this dict (JSON.SET ``path`` to ``{}``), one round trip."""
         self._apply([DocOp("replace", self._path, None, {})])
 
-    def copy(self) -> dict[str, Any]:
-        """A plain, mutable deep copy (no longer tied to Redis)."""
+    def asdict(self) -> dict[str, Any]:
+        """A plain ``dict`` of plain, mutable values: a deep copy of what this object holds,
+        with no link to Redis (changing it writes nothing). No I/O; O(size)."""
         result: dict[str, Any] = codec.thaw(self)
         return result
+
+    def copy(self) -> dict[str, Any]:
+        """A plain, mutable deep copy (no longer tied to Redis), as :meth:`asdict`."""
+        return self.asdict()
 
     def __copy__(self) -> dict[str, Any]:
         return self.copy()
@@ -180,7 +189,15 @@ class RedisDict(_Node, dict[str, Any]):
 
 
 class RedisDocList(_Node, list[Any]):
-    """A ``list`` inside a dict attribute's document; writes through with JSON.ARR* commands."""
+    """A ``list`` inside a dict attribute's document; writes through with JSON.ARR* commands.
+
+    It has no ``edit()`` (``RedisList.edit``): its elements are write-through proxies already
+    (``doc["rows"][1].append(5)`` is one JSON.ARRAPPEND at that path), and a write-back guarded
+    against another writer's change of the element would need a compare-at-a-path operation
+    that the document scripts do not have: with RedisJSON, ``ops/doc.lua`` resolves a position
+    when the change arrives and compares nothing, and without it a conflicting compare-and-set
+    of the document is re-read and its ops applied again, which would overwrite that change.
+    """
 
     def __init__(self, backend: Backend, space: KeySpace, name: str, path: Path, content: list[Any]) -> None:
         """Bind to ``path`` of dict attribute ``name``; ``content`` is copied into proxies."""
@@ -282,10 +299,15 @@ class RedisDocList(_Node, list[Any]):
         self._rebind = True
         return self
 
-    def copy(self) -> list[Any]:
-        """A plain, mutable deep copy (no longer tied to Redis)."""
+    def aslist(self) -> list[Any]:
+        """A plain ``list`` of plain, mutable values: a deep copy of what this object holds,
+        with no link to Redis (changing it writes nothing). No I/O; O(size)."""
         result: list[Any] = codec.thaw(self)
         return result
+
+    def copy(self) -> list[Any]:
+        """A plain, mutable deep copy (no longer tied to Redis), as :meth:`aslist`."""
+        return self.aslist()
 
     def __copy__(self) -> list[Any]:
         return self.copy()

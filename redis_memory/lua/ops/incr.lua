@@ -1,7 +1,7 @@
 -- Atomic counter. a: name, kind field, amount, 'int' or 'float' (the amount's type).
 -- A missing attribute starts at 0; an int stays an int unless a float is added. Reply: the
 -- new value as text. RMTYPE when the attribute holds something other than a number, RMVALUE
--- when the float sum would be infinite.
+-- when the float sum would be infinite or the integer sum would not fit in 64 bits.
 OPS.incr = {
   check = function(hash, key, a)
     local kind = current_kind(hash, a[2])
@@ -16,6 +16,10 @@ OPS.incr = {
       end
       PENDING[a[2]] = 'float'
     else
+      -- HINCRBY would refuse a sum beyond 64 bits only when applied: refuse it here, exactly
+      if not int_sum_fits(redis.call('HGET', hash, a[1]) or '0', a[3]) then
+        return fail('RMVALUE', 'incr would make ' .. a[1] .. ' too large for a 64-bit integer')
+      end
       PENDING[a[2]] = 'int'
     end
     return nil
