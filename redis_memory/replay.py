@@ -20,7 +20,7 @@ import redis.exceptions
 
 from redis_memory import observer
 from redis_memory.core.replies import SCRIPT_ERRORS
-from redis_memory.core.requests import Request, Script, is_write
+from redis_memory.core.requests import Command, Request, Script, is_write
 from redis_memory.core.retry import LOST
 
 if TYPE_CHECKING:
@@ -45,6 +45,8 @@ class JournalReplay:
         _flusher: threading.Thread | None
         _backlog_pid: int
         _next_adoption: float
+
+        _json_module: bool | None
 
         def forget_mirrors(self) -> None: ...
         def _ensure(self, timeout: float | None = None) -> redis.Redis: ...
@@ -108,6 +110,8 @@ class JournalReplay:
                 args = list(entry.args)
                 if is_write(Script(entry.script, entry.keys, args)):
                     args[2] = str(entry.made_at)  # the write's time: last writer wins (lib.lua)
+                if _unsettled(entry.script, args):
+                    args = _settled(entry.script, args, self._json_flag_for(entry.keys[0]))
                 with self._capped(REPLAY_WAIT):  # the lock is held: never longer than this
                     self._execute(Script(entry.script, entry.keys, args))
                 self._answered()
@@ -129,6 +133,18 @@ class JournalReplay:
             self.forget_mirrors()  # our own replayed writes are not pushed to us (NOLOOP)
             logger.info("replayed %d journaled writes to %s", replayed, self.label)
 
+    def _json_flag_for(self, hash_key: str) -> str:
+        """Whether the server has RedisJSON (``"1"``/``"0"``), asked as the core asks it
+        (JSON.TYPE of the object's own hash), for a write journaled before anyone knew."""
+        if self._json_module is None:
+            try:
+                with self._capped(REPLAY_WAIT):
+                    self._execute(Command(("JSON.TYPE", hash_key)))
+                self._json_module = True
+            except redis.exceptions.ResponseError as exc:  # WRONGTYPE: RedisJSON is there
+                self._json_module = "unknown command" not in str(exc).lower()
+        return "1" if self._json_module else "0"
+
     def flush_journal(self, timeout: float | None = None) -> bool:
         """Wait until every write this process journaled has reached Redis (True), or until
         ``timeout`` seconds have passed (False)."""
@@ -142,3 +158,37 @@ class JournalReplay:
             if self.backlog:
                 time.sleep(0.05)
         return True
+
+
+# An assignment's arguments in a write script: [ttl, op id, made at, name, kind field, kind,
+# structure, json flag, ...] (op:assign), or per op of a batch (see lua/batch.lua).
+_ASSIGN_FLAG = 4  # the json flag's place among an assign op's own arguments
+
+
+def _flag_positions(script: str, args: list[str]) -> list[int]:
+    """Where the json flags of the assignments in a write script's arguments are."""
+    if script == "op:assign":
+        return [3 + _ASSIGN_FLAG]
+    if script != "batch":
+        return []
+    positions, position = [], 4
+    for _ in range(int(args[3])):
+        name, count = args[position], int(args[position + 2])
+        if name == "assign":
+            positions.append(position + 3 + _ASSIGN_FLAG)
+        position += 3 + count
+    return positions
+
+
+def _unsettled(script: str, args: list[str]) -> bool:
+    """Whether a journaled write assigns a document in a form nobody knew when it was made."""
+    return any(args[position] == "?" for position in _flag_positions(script, args))
+
+
+def _settled(script: str, args: list[str], json_flag: str) -> list[str]:
+    """The arguments with every unknown document form (``?``) replaced by the server's."""
+    settled = list(args)
+    for position in _flag_positions(script, args):
+        if settled[position] == "?":
+            settled[position] = json_flag
+    return settled

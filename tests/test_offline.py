@@ -223,3 +223,72 @@ def test_hasattr_of_an_attribute_unknown_offline_raises_instead_of_answering_fal
     with pytest.raises(RedisConnectionError):
         hasattr(mem, "messages")
     connections.reset()
+
+
+ASYNC_WRITER = """
+import asyncio, sys
+from redis_memory import aio
+async def main():
+    mem = aio.ConversationMemory("c1", url=sys.argv[1], prefix=sys.argv[2])
+    await mem.set("messages", [{"n": 0}])
+    await mem.set("profile", {"a": 1})
+    print("ready", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)  # Redis is down now
+    for n in (1, 2, 3):
+        await mem.messages.append({"n": n})
+    await mem.profile.set_key("b", 2)
+    await mem.set("state", "done")
+    print("written", flush=True)
+asyncio.run(main())
+"""
+
+
+def test_the_asyncio_api_journals_writes_made_while_redis_is_down(
+    durable: DurableServer, tmp_path: Path, prefix: str
+) -> None:
+    home = tmp_path / "home"
+    writer = run_python(ASYNC_WRITER, home, durable.url, prefix, retry_for=str(RETRY_FOR), wait=False, stdin=True)
+    assert writer.stdout is not None and writer.stdin is not None
+    assert writer.stdout.readline().strip() == "ready"
+    durable.kill()
+    writer.stdin.write("\n")
+    writer.stdin.flush()
+    out, err = writer.communicate(timeout=120)
+    assert writer.returncode == 0 and out.strip() == "written", err
+    durable.start()
+    reader = run_python(READER.replace('"turns": mem.turns, "tags": sorted(mem.tags)', ""), home, durable.url, prefix)
+    out, err = reader.communicate(timeout=120)
+    assert reader.returncode == 0, err
+    assert json.loads(out) == EXPECTED
+
+
+NEVER_CONNECTED = """
+import sys
+from redis_memory import ConversationMemory
+mem = ConversationMemory("c1", url=sys.argv[1], prefix=sys.argv[2])  # Redis is down from the start
+mem.messages = [{"n": 0}]
+for n in (1, 2, 3):
+    mem.messages.append({"n": n})
+mem.profile = {"a": 1, "b": 2}  # RedisJSON or not: settled by the script when it is replayed
+mem.state = "done"
+assert mem.messages == [{"n": 0}, {"n": 1}, {"n": 2}, {"n": 3}] and mem.profile == {"a": 1, "b": 2}
+"""
+
+
+def test_a_process_that_never_reached_redis_assigns_then_appends(
+    durable: DurableServer, tmp_path: Path, prefix: str
+) -> None:
+    home = tmp_path / "home"
+    durable.kill()
+    writer = run_python(NEVER_CONNECTED, home, durable.url, prefix, retry_for="0.3")
+    _, err = writer.communicate(timeout=120)
+    assert writer.returncode == 0, err
+    durable.start()
+    reader = run_python(READER.replace('"turns": mem.turns, "tags": sorted(mem.tags)', ""), home, durable.url, prefix)
+    out, err = reader.communicate(timeout=120)
+    assert reader.returncode == 0, err
+    assert json.loads(out) == EXPECTED
+    raw = durable.client()
+    expected_type = "ReJSON-RL" if durable.process.modules else "string"
+    assert raw.type(f"{prefix}{{c1}}:profile") == expected_type  # the form the server supports
+    raw.close()

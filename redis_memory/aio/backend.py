@@ -36,7 +36,8 @@ T = TypeVar("T")
 
 
 class AsyncBackend(Core):
-    """The async counterpart of :class:`redis_memory.backend.Backend` (no mirrors, no journal).
+    """The async counterpart of :class:`redis_memory.backend.Backend` (no mirrors; while Redis
+    cannot be reached, its writes are journaled by the sync backend of the same server).
 
     One instance may serve several event loops (threads); each loop has a client of its own,
     and the counters (``stats``, as the sync backend's) are shared under a lock.
@@ -61,6 +62,15 @@ class AsyncBackend(Core):
             weakref.WeakKeyDictionary()
         )
         self._counting = threading.Lock()  # event loops in several threads share the counters
+
+    def journal_keeper(self) -> Backend | None:
+        """The sync backend of the same server (``waiter``): its journal takes this backend's
+        writes while Redis cannot be reached, and its flusher replays them, in one order with
+        its own. None for a ``client=`` backend (no URL to replay to): such writes raise."""
+        if self.waiter is None:
+            return None
+        keeper = self.waiter()
+        return keeper if keeper.journal is not None else None
 
     def _client(self) -> redis.asyncio.Redis:
         loop = asyncio.get_running_loop()
@@ -115,9 +125,11 @@ class AsyncBackend(Core):
     async def _send(self, request: Request) -> Any:
         """Send one request and read its reply. When the connection is lost (reset, closed,
         timed out, refused), send the request again on another connection, with backoff,
-        for up to ``retry_for`` seconds; then the error is raised (no journal here). The
-        rules are the sync driver's (:func:`redis_memory.core.resendable`)."""
-        deadline = time.monotonic() + self.retry_for
+        for up to ``retry_for`` seconds (not at all while writes wait in the journal); then the
+        error is raised, and a write is journaled by the sync backend of the server (see
+        :meth:`journal_keeper`). The rules are the sync driver's (:func:`redis_memory.core.retry.resendable`)."""
+        keeper = self.journal_keeper()
+        deadline = time.monotonic() + (0.0 if keeper is not None and keeper.backlog else self.retry_for)
         delays = resend_delays()
         while True:
             client = self._client()

@@ -43,16 +43,25 @@ class OfflineWrites:
         allows it): while this process has journaled writes for the server, every later write
         is journaled behind them, so they reach Redis in order. Returns :data:`QUEUED` when
         journaled."""
-        journaling = self.journal is not None and space.hash_key not in self._raise_offline and not needs_reply
-        if journaling and self.backlog:
-            return self._journal_write(request)
+        keeper = self.journal_keeper()
+        journaling = (
+            keeper is not None and keeper.journal is not None and space.hash_key not in self._raise_offline
+        ) and not needs_reply
+        if journaling and keeper is not None and keeper.backlog:
+            return keeper._journal_write(request)
         try:
             reply = yield request
         except RedisConnectionError:
-            if not journaling:
+            if not journaling or keeper is None:
                 raise
-            return self._journal_write(request)
+            return keeper._journal_write(request)
         return reply
+
+    def journal_keeper(self) -> OfflineWrites | None:
+        """The core whose journal and replay this one's writes use: itself (the sync driver),
+        or the sync driver of the same server (the asyncio driver, whose journaled writes the
+        sync driver's flusher replays, in one order with its own)."""
+        return self
 
     def _journal_write(self, request: Script) -> Any:
         self.journal.append(self.server_id, request.name, list(request.keys), list(request.args))

@@ -350,7 +350,7 @@ class Core(CollectionOps, DocumentOps, OfflineWrites):
             try:
                 json_flag = yield from self.g_json_flag(space)
             except RedisConnectionError:
-                json_flag = "?"  # never asked and unreachable: the script decides when it runs (journaled)
+                json_flag = "?"  # never asked and unreachable: journaled, and the replay settles the form
         if json_flag != "0":  # RedisJSON may parse it: floats written so that it reads them exactly
             payload = [codec.document_dumps(document)]
         self._mirrors.pop(key, None)

@@ -149,16 +149,6 @@ local function int_sum_fits(a, b)
   return not (hi < -9223372037 or (hi == -9223372037 and lo < 145224192))
 end
 
--- Whether RedisJSON is loaded: JSON.TYPE of the object's own hash answers WRONGTYPE with it,
--- "unknown command" without it (the same probe the library sends, inside the namespace).
-local function has_json(hash)
-  local reply = redis.pcall('JSON.TYPE', hash)
-  if type(reply) == 'table' and reply.err then
-    return not string.find(string.lower(reply.err), 'unknown command', 1, true)
-  end
-  return true
-end
-
 local function each_chunk(command, key, items, first, last)
   local total = 0
   for i = first, last, 1000 do

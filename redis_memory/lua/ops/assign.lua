@@ -1,6 +1,6 @@
 -- Assign an attribute, replacing whatever it held (of any kind).
 -- a: name, kind field, kind (recorded), structure (hash | list | json | set), '1' when RedisJSON
--- is loaded ('?': not known when the write was made offline; asked here), bound (lists: keep the last N elements; 0: none), the fields to copy for message
+-- is loaded ('?': not known when the write was journaled; the replay settles it), bound (lists: keep the last N elements; 0: none), the fields to copy for message
 -- search (lists; '' : none asked), payload: the scalar text, the list elements, the document,
 -- or the set members. A searchable list stays searchable when it is replaced by a list.
 -- Records when (see superseded() in lib.lua); RMSTALE for a replayed assignment
@@ -43,7 +43,7 @@ OPS.assign = {
       each_chunk('SADD', key, a, 8, #a)
       return redis.call('SCARD', key)
     end
-    if a[5] == '1' or (a[5] == '?' and has_json(hash)) then
+    if a[5] == '1' then
       redis.call('JSON.SET', key, '$', a[8])
     else
       redis.call('SET', key, a[8])
