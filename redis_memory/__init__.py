@@ -30,6 +30,11 @@ from redis_memory.proxies.list import RedisList
 from redis_memory.proxies.set import RedisSet
 from redis_memory.search.messages import MessageMatch
 
+# The original package's names for a stored list and dict (``redis-memory`` 0.4.3, ``synced-memory``):
+# ``isinstance(mem.messages, SyncedList)`` and ``type(mem.profile) == SyncedDict`` hold here too.
+SyncedList = RedisList
+SyncedDict = RedisDict
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -60,6 +65,8 @@ __all__ = [
     "RedisSet",
     "ReservedNameError",
     "ServerError",
+    "SyncedDict",
+    "SyncedList",
     "Transaction",
     "TransactionError",
     "UnknownTypeError",

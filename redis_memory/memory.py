@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
 import redis
 
@@ -28,6 +28,8 @@ from redis_memory.proxies.document import wrap
 
 if TYPE_CHECKING:
     from redis_memory.search.messages import MessageMatch
+
+T = TypeVar("T")
 
 # Names that methods of this or a coming release use; they cannot be stored attributes.
 RESERVED_NAMES = frozenset(
@@ -92,6 +94,19 @@ def _milliseconds(ttl: timedelta | float | None) -> int | None:
     return max(1, round(seconds * 1000))
 
 
+def _either(name: str, value: T | None, alias: str, other: T | None) -> T | None:
+    """``value``, else ``other``: two spellings of one setting (the originals' ``redis_*`` and
+    ``dragonflydb_*``); giving both, with different values, is a ``ValueError``."""
+    if value is not None and other is not None and value != other:
+        raise ValueError(f"{name}={value!r} and {alias}={other!r} name the same setting: pass one of them")
+    return other if value is None else value
+
+
+def _first(*values: str | None) -> str | None:
+    """The first of ``values`` that is given (not None)."""
+    return next((value for value in values if value is not None), None)
+
+
 def _checked_bounds(bounds: Mapping[str, int]) -> dict[str, int]:
     for name, bound in bounds.items():
         check_name(name)
@@ -128,12 +143,25 @@ class Memory:
         redis_hostname: str | None = None,
         redis_port: int | None = None,
         redis_prefix: str | None = None,
+        db_prefix: str | None = None,
+        dragonflydb_hostname: str | None = None,
+        dragonflydb_port: int | None = None,
+        dragonflydb_prefix: str | None = None,
         cache: bool = True,
         ttl: timedelta | float | None = None,
         bounds: Mapping[str, int] | None = None,
         offline: str = "journal",
     ) -> None:
         """Open the memory ``memory_id`` (nothing is read until an attribute is).
+
+        The original packages' arguments do what they did there (docs/migrating.md):
+        ``redis_hostname`` / ``redis_port`` (``redis-memory``) and ``dragonflydb_hostname`` /
+        ``dragonflydb_port`` (``synced_memory.dragonflydb``) name the server, as ``url=``
+        would, and override ``$REDIS_URL`` and ``$REDIS_HOST`` / ``$REDIS_PORT`` (where the
+        originals let ``$REDIS_HOST`` override them); ``redis_prefix``, ``dragonflydb_prefix``
+        and ``db_prefix`` (``synced-memory``'s) are the key prefix, as ``prefix=`` is: the
+        first of ``prefix``, ``redis_prefix``, ``dragonflydb_prefix``, ``db_prefix`` given is
+        used, else ``$REDIS_PREFIX``, else ``memory:``.
 
         ``cache=False`` makes every read of a list or dict a round trip instead of serving
         the server-invalidated mirror (see docs/design.md, "Reads"). ``ttl`` (a timedelta or
@@ -144,8 +172,11 @@ class Memory:
         durable offline journal and are replayed when it returns (docs/reliability.md);
         ``offline="raise"``: they raise :class:`~redis_memory.errors.RedisConnectionError`.
         """
-        space = KeySpace(resolve_prefix(prefix if prefix is not None else redis_prefix), normalize_id(memory_id))
-        backend = backend_for(url=url, client=client, host=redis_hostname, port=redis_port)
+        chosen = _first(prefix, redis_prefix, dragonflydb_prefix, db_prefix)
+        space = KeySpace(resolve_prefix(chosen), normalize_id(memory_id))
+        host = _either("redis_hostname", redis_hostname, "dragonflydb_hostname", dragonflydb_hostname)
+        port = _either("redis_port", redis_port, "dragonflydb_port", dragonflydb_port)
+        backend = backend_for(url=url, client=client, host=host, port=port)
         object.__setattr__(self, "_space", space)
         object.__setattr__(self, "_backend", backend)
         object.__setattr__(self, "_cache", cache)
@@ -304,13 +335,17 @@ class ConversationMemory(Memory):
     def __init__(
         self,
         conversation_id: str | int | uuid.UUID,
+        redis_hostname: str | None = None,
+        redis_port: int | None = None,
+        redis_prefix: str | None = None,
         *,
         url: str | None = None,
         client: redis.Redis | None = None,
         prefix: str | None = None,
-        redis_hostname: str | None = None,
-        redis_port: int | None = None,
-        redis_prefix: str | None = None,
+        db_prefix: str | None = None,
+        dragonflydb_hostname: str | None = None,
+        dragonflydb_port: int | None = None,
+        dragonflydb_prefix: str | None = None,
         cache: bool = True,
         ttl: timedelta | float | None = None,
         max_messages: int | None = None,
@@ -325,8 +360,10 @@ class ConversationMemory(Memory):
         :attr:`index_messages`) makes ``messages`` searchable: the next change to it through
         this object (an append, an assignment or any list operation) copies every message it
         holds into the message index, and from then on every process's changes keep the
-        copies in step, in the same Lua call. See
-        :class:`Memory` for the other arguments.
+        copies in step, in the same Lua call. ``redis_hostname``, ``redis_port`` and
+        ``redis_prefix`` can be passed by position after the id, as the original
+        ``ConversationMemory(conversation_id, redis_hostname, redis_port, redis_prefix)`` took
+        them. See :class:`Memory` for the other arguments.
         """
         if max_messages is not None:
             bounds = {**(bounds or {}), "messages": max_messages}
@@ -338,6 +375,10 @@ class ConversationMemory(Memory):
             redis_hostname=redis_hostname,
             redis_port=redis_port,
             redis_prefix=redis_prefix,
+            db_prefix=db_prefix,
+            dragonflydb_hostname=dragonflydb_hostname,
+            dragonflydb_port=dragonflydb_port,
+            dragonflydb_prefix=dragonflydb_prefix,
             cache=cache,
             ttl=ttl,
             bounds=bounds,

@@ -14,6 +14,8 @@ from tests.servers import RedisProcess
 
 SERVER_KINDS = ["modules", "plain"]
 
+pytest_plugins = ["tests.originals"]  # original_env, get_value, outage: the ports of the original packages' tests
+
 
 @pytest.fixture(scope="session")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, RedisProcess]]:

@@ -2,6 +2,8 @@
 
 Appends, positional list changes and set changes go to Redis as one script each; a valid
 mirror gets the same change once Redis acknowledged it, and is dropped when the sizes disagree.
+An edit of one list element (``RedisList.edit``) is the positional compare-and-set ``set``;
+:meth:`CollectionOps.check_edit` says whether an open transaction can queue one.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 from redis_memory import codec
 from redis_memory.core.mirror import Mirror
 from redis_memory.core.requests import QUEUED, Op
-from redis_memory.errors import ConcurrentModificationError
+from redis_memory.core.transactions import OpenTransaction
+from redis_memory.errors import ConcurrentModificationError, TransactionError
 from redis_memory.keys import KeySpace, kind_field
 
 
@@ -26,6 +29,7 @@ class CollectionOps:
         def bound(self, space: KeySpace, name: str) -> int: ...
         def search_fields(self, space: KeySpace, name: str) -> str: ...
         def forget(self, key: str) -> None: ...
+        def _transaction(self, space: KeySpace) -> OpenTransaction | None: ...
 
     def g_push(self, space: KeySpace, name: str, raws: list[str], elements: list[Any]) -> Op[Mirror | None]:
         """Append encoded elements (and their read-only copies, for the mirror). One EVALSHA of
@@ -80,6 +84,31 @@ class CollectionOps:
         if reply is QUEUED:
             return reply, None
         return reply, self._changed(key, lambda items: update(items, reply), int(reply[0]))
+
+    def check_edit(self, space: KeySpace, name: str, position: int) -> None:
+        """Refuse, with ``TransactionError``, an edit of element ``position`` (>= 0) of list
+        ``name`` that the transaction open here could not apply to the element it compares.
+
+        An edit compares the element as Redis held it before the block (reads are not queued),
+        and a batch checks every change before applying any: so the block must not have queued
+        a change that moves the list's elements or changes that one (an assignment, an insert,
+        a rewrite, a bounded append, an earlier edit of the same element). Appends to an
+        unbounded list and changes of other elements in place are fine. No I/O; O(queued
+        changes). Outside a transaction it does nothing.
+        """
+        transaction = self._transaction(space)
+        if transaction is None:
+            return
+        key = space.collection_key(name)
+        for op, queued_key, args in transaction.queue:
+            if queued_key != key or (op == "push" and args[1] == "0"):
+                continue  # another key, or appends that move no element
+            if op == "list" and args[1] == "set" and args[4] != str(position):
+                continue  # another element, replaced in place
+            raise TransactionError(
+                f"this transaction already changed {name!r} in a way that moves or replaces element"
+                f" {position}: edit it before any other change to the list, or outside the transaction"
+            )
 
     def _changed(self, key: str, change: Callable[[Any], None], size: int) -> Mirror | None:
         """Apply a change Redis acknowledged to the key's valid mirror, if any; ``size`` is the

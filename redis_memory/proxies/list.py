@@ -8,12 +8,15 @@ through it updates it in place after Redis accepted the change (one atomic EVALS
 another client changes the list, the next ``mem.messages`` reads a new ``RedisList``; an old
 one you still hold keeps its items, and re-reads them the next time you write through it.
 Elements are read-only snapshots (:class:`~redis_memory.codec.FrozenDict`): change one with
-``lst[i] = new_value``.
+``lst[i] = new_value``, or in place inside ``with lst.edit(i) as element:``, which writes it
+back, compared with the element read, when the block ends. ``aslist()`` is a plain copy.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import operator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, SupportsIndex
 
 from redis_memory import codec
@@ -63,7 +66,7 @@ class RedisList(list[Any]):
         return self._backend.validate_element(self._space, self._name, value)
 
     def _index(self, index: SupportsIndex) -> int:
-        position = index.__index__()
+        position = operator.index(index)
         if position < 0:
             position += len(self)
         if not 0 <= position < len(self):
@@ -171,11 +174,54 @@ class RedisList(list[Any]):
         position = self._index(index)
         raw, element = codec.encode_element(self._checked(value))
         expected = codec.dumps(self[position])
+        self._compare_and_set(position, expected, raw, element)
+
+    def _compare_and_set(self, position: int, expected: str, raw: str, element: Any) -> None:
+        """Replace element ``position`` by ``raw`` if Redis still holds ``expected`` there (in a
+        transaction, only while nothing queued before it moves that element: see ``check_edit``)."""
+        self._backend.check_edit(self._space, self._name, position)
 
         def update(target: list[Any], reply: list[Any]) -> None:
             list.__setitem__(target, position, element)
 
         self._write("set", [str(position), expected, raw], update)
+
+    @contextmanager
+    def edit(self, index: SupportsIndex) -> Iterator[Any]:
+        """``with lst.edit(i) as element:`` change a dict or list element in place, atomically.
+
+        ``element`` is a plain, mutable deep copy of element ``i`` (a negative ``i`` counts
+        from the end of the list as it is now). When the block ends normally and the copy
+        differs from the element read, it is written back in one EVALSHA (``ops/list.lua``
+        ``set``: HGET of the kind + LINDEX to compare + LSET, O(1) at either end and
+        O(distance to the nearer end) elsewhere; the element's message-search copy too), only
+        if Redis still holds, at that position, the element read; otherwise
+        ``ConcurrentModificationError``, and the other writer's element stays. An exception in
+        the block writes nothing; so does an unchanged copy.
+
+        The element is read from this list when it is the valid mirror (no round trip), else
+        the list is read again first (LRANGE, O(n)); ``MissingIndexError`` if ``i`` is out of
+        range. In a transaction the write-back is queued (the block reads Redis as it was
+        before the block); ``TransactionError`` if the block queued a change that moves or
+        replaces that element (see ``Core.check_edit``). A str, number, bool or None element
+        raises ``TypeError`` before the block runs: assign it with ``lst[i] = value``.
+        """
+        self.refresh()
+        position = self._index(index)
+        element = list.__getitem__(self, position)
+        if not isinstance(element, (dict, list)):
+            raise TypeError(
+                f"element {position} of {self._name!r} is a {type(element).__name__}: edit() changes a dict or"
+                f" list element in place; replace this one with mem.{self._name}[{position}] = value"
+            )
+        self._backend.check_edit(self._space, self._name, position)
+        expected = codec.dumps(element)
+        draft = codec.thaw(element)
+        yield draft
+        raw, frozen = codec.encode_element(self._checked(draft))
+        if raw != expected:
+            self._backend.check_edit(self._space, self._name, position)  # the block may have queued changes
+            self._compare_and_set(position, expected, raw, frozen)
 
     def __delitem__(self, index: SupportsIndex | slice) -> None:
         """``del lst[i]`` like :meth:`pop`; ``del lst[a:b]`` rewrites the list (compare-and-set)."""
@@ -202,10 +248,15 @@ class RedisList(list[Any]):
 
     # -- copies --------------------------------------------------------------------------------
 
-    def copy(self) -> list[Any]:
-        """A plain, mutable deep copy of the items (no longer tied to Redis)."""
+    def aslist(self) -> list[Any]:
+        """A plain ``list`` of plain, mutable elements: a deep copy of the items this object
+        holds, with no link to Redis (changing it writes nothing). No I/O; O(size)."""
         result: list[Any] = codec.thaw(self)
         return result
+
+    def copy(self) -> list[Any]:
+        """A plain, mutable deep copy of the items (no longer tied to Redis), as :meth:`aslist`."""
+        return self.aslist()
 
     def __copy__(self) -> list[Any]:
         return list(self)
