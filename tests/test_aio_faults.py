@@ -129,11 +129,10 @@ def test_a_refusing_server_raises_after_retry_for_and_a_bounded_number_of_resend
     proxy: FaultProxy, prefix: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("REDIS_MEMORY_RETRY_FOR", "0.3")  # read when the backend is made
-    monkeypatch.setenv("REDIS_MEMORY_OFFLINE", "raise")  # no journal: the writes raise once resending gave up
     url = f"{proxy.url}/0?client_name={prefix.rstrip(':')}"
 
     async def main() -> None:
-        mem = aio.ConversationMemory("c1", url=url, prefix=prefix)
+        mem = aio.ConversationMemory("c1", url=url, prefix=prefix, offline="raise")  # writes raise, not journal
         await mem.set("state", "up")
         proxy.refuse(True)
         with pytest.raises(RedisConnectionError):

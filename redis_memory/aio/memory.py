@@ -96,12 +96,17 @@ class Memory:
         prefix: str | None = None,
         ttl: timedelta | float | None = None,
         bounds: Mapping[str, int] | None = None,
+        offline: str = "journal",
     ) -> None:
-        """Open the memory ``memory_id`` (nothing is read until you ask)."""
+        """Open the memory ``memory_id`` (nothing is read until you ask). ``offline`` as in
+        :class:`redis_memory.Memory`: ``"journal"`` (writes that cannot reach Redis go to the
+        offline journal, through a URL) or ``"raise"`` (they raise ``RedisConnectionError``)."""
+        if offline not in ("journal", "raise"):
+            raise ValueError(f"offline must be 'journal' or 'raise', not {offline!r}")
         object.__setattr__(self, "_space", KeySpace(resolve_prefix(prefix), normalize_id(memory_id)))
         object.__setattr__(self, "_backend", _backend_for(url, client))
-        if ttl is not None or bounds:
-            self._backend.configure(self._space, _milliseconds(ttl), _checked_bounds(bounds or {}))
+        if ttl is not None or bounds or offline == "raise" or self._space.hash_key in self._backend._raise_offline:
+            self._backend.configure(self._space, _milliseconds(ttl), _checked_bounds(bounds or {}), offline=offline)
 
     @property
     def memory_id(self) -> str:
@@ -209,13 +214,16 @@ class ConversationMemory(Memory):
         max_messages: int | None = None,
         bounds: Mapping[str, int] | None = None,
         index_messages: bool | None = None,
+        offline: str = "journal",
     ) -> None:
         """Open conversation ``conversation_id``; ``max_messages`` bounds ``messages``;
         ``index_messages`` as in :class:`redis_memory.ConversationMemory` (search with its
         ``search_messages``)."""
         if max_messages is not None:
             bounds = {**(bounds or {}), "messages": max_messages}
-        super().__init__(conversation_id, url=url, client=client, prefix=prefix, ttl=ttl, bounds=bounds)
+        super().__init__(
+            conversation_id, url=url, client=client, prefix=prefix, ttl=ttl, bounds=bounds, offline=offline
+        )
         if type(self).index_messages if index_messages is None else index_messages:
             from redis_memory.search.messages import message_fields
 
