@@ -53,7 +53,7 @@ def test_append_is_one_round_trip_and_o1_bytes_whatever_the_history(memory: Memo
     short = traffic(raw, mem, append)
     # HGET: operation id seen before? the kind, searchable? Then RPUSH, LLEN, and the op id
     # with its reply is logged (HSET + HPEXPIRE of that field): exactly once under resends
-    assert delta(raw, append) == {"evalsha": 1, "hget": 3, "rpush": 1, "llen": 1, "hset": 1, "hpexpire": 1}
+    assert delta(raw, append) == {"evalsha": 1, "hget": 3, "rpush": 1, "llen": 1, "time": 1, "hset": 1, "hpexpire": 1}
     mem.messages.extend([{"role": "user", "content": f"message {n}"} for n in range(5_000)])
     _ = mem.messages
     long = traffic(raw, mem, append)

@@ -30,8 +30,7 @@ tests this file adds, translated the same way:
 
 Expected failures (docs/migrating.md names each difference): the imported
 ``test_works_if_backend_never_comes_alive``, ``test_append_to_a_nested_list`` and
-``test_cannot_pickle_synced_objects_directly``, and
-``test_nested_list_mutation_advances_last_modified``.
+and ``test_cannot_pickle_synced_objects_directly``.
 """
 
 from __future__ import annotations
@@ -126,12 +125,6 @@ def test_nested_update_after_load_when_backend_unreachable_persists(outage: Outa
     assert mem_obs.state["step"] == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="last writer wins between assignments only: an append is not an assignment, so another process's "
-    "earlier assignment, replayed from its journal after the append, replaces the list (see docs/migrating.md)",
-)
 def test_nested_list_mutation_advances_last_modified(outage: Outage, server: RedisProcess, prefix: str) -> None:
     """Nested list mutations must bump _last_modified for the top-level key.
 
@@ -154,7 +147,7 @@ def test_nested_list_mutation_advances_last_modified(outage: Outage, server: Red
     # change of x, so conflict resolution keeps it when the other process's older write reaches Redis.
     outage.up()
     assert outage.flushed()
-    assert 1 in Memory(url=server.url, prefix=prefix, cache=False).x
+    assert Memory(url=server.url, prefix=prefix, cache=False).x == [1]  # the older assignment lost, logged
 
 
 def test_remove_from_list() -> None:

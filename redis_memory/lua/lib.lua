@@ -72,8 +72,9 @@ end
 
 -- Last writer wins when the offline journal replays an assignment or a deletion: MADE_AT is
 -- when the replayed write was made (ms, the writer's clock; '' for a write made online), and
--- field '@<name>' of the operation log records when the attribute was last assigned (ms, the
--- server's clock; kept while the attribute is stored).
+-- field '@<name>' of the operation log records when the attribute was last changed by any
+-- write (ms, the server's clock, or a replayed write's MADE_AT; kept while it is stored), so a
+-- replayed assignment never undoes a later append, path change or increment.
 local MADE_AT = ''
 
 local function now_ms()
@@ -81,10 +82,18 @@ local function now_ms()
   return string.format('%d', tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000))
 end
 
--- When an assignment was made: now, or, for a replayed one, when it was made offline (so the
--- writes a process journaled one after another are replayed one after another, none stale).
+-- When an attribute was changed: now, or, for a replayed write, when it was made offline (so
+-- the writes a process journaled one after another are replayed one after another, none stale).
 local function assigned_now(hash, name)
-  redis.call('HSET', oplog_key(hash), '@' .. name, MADE_AT ~= '' and MADE_AT or now_ms())
+  local key = oplog_key(hash)
+  if MADE_AT == '' then
+    redis.call('HSET', key, '@' .. name, now_ms())
+    return
+  end
+  local last = redis.call('HGET', key, '@' .. name)
+  if not last or tonumber(last) < tonumber(MADE_AT) then  -- a replayed older write leaves it later
+    redis.call('HSET', key, '@' .. name, MADE_AT)
+  end
 end
 
 local function superseded(hash, name)

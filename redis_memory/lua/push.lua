@@ -30,8 +30,12 @@ if bound > 0 then
   redis.call('LTRIM', KEYS[2], -bound, -1)
 end
 local length = redis.call('LLEN', KEYS[2])
+local now = redis.call('TIME')  -- when the list last changed (assigned_now() in lib.lua)
+local changed = string.format('%d', tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000))
 if ARGV[2] ~= '' then
-  redis.call('HSET', oplog, ARGV[2], cjson.encode({{n = string.format('%.17g', length)}}))
+  redis.call('HSET', oplog, ARGV[2], cjson.encode({{n = string.format('%.17g', length)}}), '@' .. string.sub(ARGV[4], 7), changed)
   redis.call('HPEXPIRE', oplog, 3600000, 'FIELDS', 1, ARGV[2])
+else
+  redis.call('HSET', oplog, '@' .. string.sub(ARGV[4], 7), changed)
 end
 return length

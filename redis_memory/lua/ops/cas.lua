@@ -12,6 +12,7 @@ OPS.cas = {
     return nil
   end,
   apply = function(hash, key, a)
+    assigned_now(hash, a[1])  -- a later change: an older replayed assignment loses to it
     redis.call('DEL', key)
     redis.call('HSET', hash, a[1], a[6], a[2], a[5])
     return 1

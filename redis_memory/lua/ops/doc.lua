@@ -43,6 +43,7 @@ OPS.doc = {
     return nil
   end,
   apply = function(hash, key, a)
+    assigned_now(hash, string.sub(a[1], 7))  -- a later change: an older replayed assignment loses to it
     local results = {}
     for i = 0, tonumber(a[2]) - 1 do
       local op, container, child, arg = a[3 + 4 * i], a[4 + 4 * i], a[5 + 4 * i], a[6 + 4 * i]

@@ -14,6 +14,7 @@ OPS.doc_cas = {
     return nil
   end,
   apply = function(hash, key, a)
+    assigned_now(hash, string.sub(a[1], 7))  -- a later change: an older replayed assignment loses to it
     redis.call('SET', key, a[3])
     return redis.call('EXISTS', key)
   end,

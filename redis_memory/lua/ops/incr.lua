@@ -25,6 +25,7 @@ OPS.incr = {
     return nil
   end,
   apply = function(hash, key, a)
+    assigned_now(hash, a[1])  -- a later change: an older replayed assignment loses to it
     local kind = redis.call('HGET', hash, a[2])
     redis.call('DEL', key)
     local value

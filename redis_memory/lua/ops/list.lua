@@ -42,6 +42,7 @@ OPS.list = {
     return nil
   end,
   apply = function(hash, key, a)
+    assigned_now(hash, string.sub(a[1], 7))  -- a later change: an older replayed assignment loses to it
     local op, bound, name = a[2], tonumber(a[3]), string.sub(a[1], 7)
     request_search(hash, key, name, a[4])
     local length = redis.call('LLEN', key)

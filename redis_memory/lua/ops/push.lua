@@ -7,6 +7,7 @@ OPS.push = {
     return expect_kind(hash, a[1], 'list')
   end,
   apply = function(hash, key, a)
+    assigned_now(hash, string.sub(a[1], 7))  -- a later change: an older replayed assignment loses to it
     local name = string.sub(a[1], 7)
     request_search(hash, key, name, a[3])
     local length = redis.call('LLEN', key)

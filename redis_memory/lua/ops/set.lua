@@ -19,6 +19,7 @@ OPS.set = {
     return nil
   end,
   apply = function(hash, key, a)
+    assigned_now(hash, string.sub(a[1], 7))  -- a later change: an older replayed assignment loses to it
     local op = a[2]
     if op == 'add' then
       local changed = each_chunk('SADD', key, a, 3, #a)
