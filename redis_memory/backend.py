@@ -144,9 +144,11 @@ class Backend(JournalReplay, Core):
             pool.connection_kwargs.update({name: _least(value, timeout) for name, value in configured.items()})
         client = redis.Redis(connection_pool=pool, single_connection_client=True)  # connects
         connection: Any = client.connection
-        pool.connection_kwargs.update(configured)
+        pool.connection_kwargs.update(configured)  # the cap was for connecting now, not for later
         for name, value in configured.items():
             setattr(connection, name, value)
+        if connection._sock is not None:
+            connection._sock.settimeout(configured["socket_timeout"])
         connection.register_connect_callback(self._on_connect)
         self._on_connect(connection)
         first = self._pid != os.getpid()
