@@ -36,6 +36,7 @@ class DocumentOps:
         def g_read(self, space: KeySpace, name: str, cached: bool = True) -> Op[tuple[str, Any] | None]: ...
         def forget(self, key: str) -> None: ...
         def known(self, space: KeySpace, name: str) -> tuple[bool, tuple[str, Any] | None]: ...
+        def g_assign(self, space: KeySpace, name: str, value: object) -> Op[None]: ...
         def forget_known(self, space: KeySpace, name: str) -> None: ...
 
         backlog: int
@@ -53,7 +54,13 @@ class DocumentOps:
             raise TransactionError("this change returns a value from Redis: make it outside the transaction")
         key = space.collection_key(name)
         try:
-            if (yield from self.g_json_flag(space)) == "1":
+            try:
+                json_flag = yield from self.g_json_flag(space)
+            except RedisConnectionError:
+                if transaction is not None:
+                    raise
+                return (yield from self._g_doc_ops_unknown_form(space, name, ops))
+            if json_flag == "1":
                 return (yield from self._g_doc_ops_module(space, name, key, ops))
             if transaction is not None:
                 return (yield from self._g_doc_ops_in_transaction(space, name, key, ops, transaction))
@@ -61,6 +68,22 @@ class DocumentOps:
         except ConcurrentModificationError:
             self.forget(key)
             raise
+
+    def _g_doc_ops_unknown_form(self, space: KeySpace, name: str, ops: list[DocOp]) -> Op[list[Any]]:
+        """Redis was never reached, so nobody knows whether it has RedisJSON: the changes are
+        applied to the document this process knows (it assigned or read it) and the whole
+        document is assigned again, journaled with its form left open like the assignment it
+        follows (last writer wins for it on replay). Unknown document: RedisConnectionError."""
+        known, found = self.known(space, name)
+        if not known or found is None or found[0] != codec.DICT or not isinstance(found[1], Mirror):
+            raise RedisConnectionError(
+                f"Redis cannot be reached and this process does not know dict attribute {name!r}: "
+                "read or assign it while Redis answers"
+            )
+        document = copy.deepcopy(found[1].value)
+        results = apply_ops(document, ops)  # raises MissingKeyError etc. before any write
+        yield from self.g_assign(space, name, document)
+        return results
 
     def _g_doc_ops_module(self, space: KeySpace, name: str, key: str, ops: list[DocOp]) -> Op[list[Any]]:
         args = [kind_field(name), str(len(ops))]
