@@ -19,6 +19,7 @@ import redis
 import redis.exceptions
 
 from redis_memory import observer
+from redis_memory.core.offline import settled, unsettled
 from redis_memory.core.replies import SCRIPT_ERRORS
 from redis_memory.core.requests import Command, Request, Script, is_write
 from redis_memory.core.retry import LOST
@@ -110,8 +111,8 @@ class JournalReplay:
                 args = list(entry.args)
                 if is_write(Script(entry.script, entry.keys, args)):
                     args[2] = str(entry.made_at)  # the write's time: last writer wins (lib.lua)
-                if _unsettled(entry.script, args):
-                    args = _settled(entry.script, args, self._json_flag_for(entry.keys[0]))
+                if unsettled(entry.script, args):
+                    args = settled(entry.script, args, self._json_flag_for(entry.keys[0]))
                 with self._capped(REPLAY_WAIT):  # the lock is held: never longer than this
                     self._execute(Script(entry.script, entry.keys, args))
                 self._answered()
@@ -158,37 +159,3 @@ class JournalReplay:
             if self.backlog:
                 time.sleep(0.05)
         return True
-
-
-# An assignment's arguments in a write script: [ttl, op id, made at, name, kind field, kind,
-# structure, json flag, ...] (op:assign), or per op of a batch (see lua/batch.lua).
-_ASSIGN_FLAG = 4  # the json flag's place among an assign op's own arguments
-
-
-def _flag_positions(script: str, args: list[str]) -> list[int]:
-    """Where the json flags of the assignments in a write script's arguments are."""
-    if script == "op:assign":
-        return [3 + _ASSIGN_FLAG]
-    if script != "batch":
-        return []
-    positions, position = [], 4
-    for _ in range(int(args[3])):
-        name, count = args[position], int(args[position + 2])
-        if name == "assign":
-            positions.append(position + 3 + _ASSIGN_FLAG)
-        position += 3 + count
-    return positions
-
-
-def _unsettled(script: str, args: list[str]) -> bool:
-    """Whether a journaled write assigns a document in a form nobody knew when it was made."""
-    return any(args[position] == "?" for position in _flag_positions(script, args))
-
-
-def _settled(script: str, args: list[str], json_flag: str) -> list[str]:
-    """The arguments with every unknown document form (``?``) replaced by the server's."""
-    settled = list(args)
-    for position in _flag_positions(script, args):
-        if settled[position] == "?":
-            settled[position] = json_flag
-    return settled

@@ -47,8 +47,11 @@ class OfflineWrites:
         journaling = (
             keeper is not None and keeper.journal is not None and space.hash_key not in self._raise_offline
         ) and not needs_reply
-        if journaling and keeper is not None and keeper.backlog:
+        open_form = unsettled(request.name, list(request.args))  # made after a probe Redis did not answer
+        if journaling and keeper is not None and (keeper.backlog or open_form):
             return keeper._journal_write(request)
+        if open_form:
+            raise RedisConnectionError("Redis cannot be reached (it did not answer whether it has RedisJSON)")
         try:
             reply = yield request
         except RedisConnectionError:
@@ -134,3 +137,37 @@ class OfflineWrites:
         else:  # not worked out offline: unknown until Redis answers
             self._known.pop(entry, None)
             self._known.pop((space.hash_key, args[0]), None)
+
+
+# An assignment's arguments in a write script: [ttl, op id, made at, name, kind field, kind,
+# structure, json flag, ...] (op:assign), or per op of a batch (see lua/batch.lua).
+_ASSIGN_FLAG = 4  # the json flag's place among an assign op's own arguments
+
+
+def _flag_positions(script: str, args: list[str]) -> list[int]:
+    """Where the json flags of the assignments in a write script's arguments are."""
+    if script == "op:assign":
+        return [3 + _ASSIGN_FLAG]
+    if script != "batch":
+        return []
+    positions, position = [], 4
+    for _ in range(int(args[3])):
+        name, count = args[position], int(args[position + 2])
+        if name == "assign":
+            positions.append(position + 3 + _ASSIGN_FLAG)
+        position += 3 + count
+    return positions
+
+
+def unsettled(script: str, args: list[str]) -> bool:
+    """Whether a journaled write assigns a document in a form nobody knew when it was made."""
+    return any(args[position] == "?" for position in _flag_positions(script, args))
+
+
+def settled(script: str, args: list[str], json_flag: str) -> list[str]:
+    """The arguments with every unknown document form (``?``) replaced by the server's."""
+    settled = list(args)
+    for position in _flag_positions(script, args):
+        if settled[position] == "?":
+            settled[position] = json_flag
+    return settled
