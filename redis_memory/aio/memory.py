@@ -25,9 +25,9 @@ from redis_memory import codec, config, connections
 from redis_memory.aio.backend import AsyncBackend
 from redis_memory.config import reachable, resolve_prefix, target
 from redis_memory.connections import backend_for
-from redis_memory.core.requests import QUEUED, Command, Op
+from redis_memory.core.requests import QUEUED, Command, Op, text
 from redis_memory.docops import DocOp, Path
-from redis_memory.errors import MissingAttributeError
+from redis_memory.errors import MissingAttributeError, MissingIndexError
 from redis_memory.keys import DEFAULT_ID, KeySpace, normalize_id
 from redis_memory.memory import MISSING, Transaction, _checked_bounds, _milliseconds, storable_name
 
@@ -243,6 +243,17 @@ def _length(key: str) -> Op[Any]:
     return length
 
 
+def _element(key: str, index: int) -> Op[tuple[int, Any]]:
+    """``(position, stored text)`` of element ``index`` (negative: from the end) of a list;
+    text None when out of range. LLEN + LINDEX."""
+    length = int((yield Command(("LLEN", key))))
+    position = index + length if index < 0 else index
+    if not 0 <= position < length:
+        return position, None
+    raw = yield Command(("LINDEX", key, position))
+    return position, raw
+
+
 def _no_update(items: list[Any], reply: Any) -> None:
     """Async reads keep no mirror: nothing to update locally."""
 
@@ -302,6 +313,38 @@ class Attribute:
             raise ValueError("async pop takes index -1 (the last element) or 0 (the first)")
         reply = await self._list("popright" if index == -1 else "popleft", [])
         return None if reply is QUEUED else codec.loads(reply[1])
+
+    @contextlib.asynccontextmanager
+    async def edit(self, index: int) -> AsyncIterator[Any]:
+        """``async with mem.messages.edit(i) as element:`` change a dict or list element in place.
+
+        As :meth:`redis_memory.RedisList.edit`: ``element`` is a plain, mutable copy of element
+        ``i`` (read with LLEN + LINDEX: two round trips; a negative ``i`` counts from the end as
+        the list is now); when the block ends normally and the copy changed, it is written back
+        by one EVALSHA (``ops/list.lua`` ``set``) only if Redis still holds, at that position,
+        the element read, else ``ConcurrentModificationError``. An exception in the block, or
+        an unchanged copy, writes nothing. ``MissingIndexError`` when ``i`` is out of range;
+        ``TypeError`` for an element that is not a dict or a list.
+        """
+        if self._path:
+            raise TypeError("edit() changes an element of a list attribute, not a place inside a dict")
+        if type(index) is not int:
+            raise TypeError(f"list indices must be integers, not {type(index).__name__}")
+        key = self._space.collection_key(self._name)
+        position, raw = await self._backend.drive(_element(key, index))
+        if raw is None:
+            raise MissingIndexError("list index out of range")
+        element = codec.loads(raw)
+        if not isinstance(element, (dict, list)):
+            raise TypeError(f"element {position} of {self._name!r} is a {type(element).__name__}: set it instead")
+        self._backend.check_edit(self._space, self._name, position)
+        expected = text(raw)  # compared with the stored text itself
+        draft = codec.thaw(element)
+        yield draft
+        new_raw, _ = codec.encode_element(draft)
+        if new_raw != codec.dumps(element):
+            self._backend.check_edit(self._space, self._name, position)  # the block may have queued changes
+            await self._list("set", [str(position), expected, new_raw])
 
     async def wait_for_new(self, after: int | None = None, timeout: float | None = None) -> list[Any]:
         """Wait, without polling, until the list holds more than ``after`` elements (default:
