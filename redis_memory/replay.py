@@ -7,12 +7,14 @@ and the time it was made (last writer wins); see docs/reliability.md.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import math
 import os
 import threading
 import time
+import weakref
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -31,6 +33,22 @@ logger = logging.getLogger("redis_memory.backend")  # one logger for the sync dr
 
 ADOPT_EVERY = 5.0  # seconds between looks for writes journaled by processes that ended
 REPLAY_WAIT = 1.0  # the longest a replay (or a request while writes wait) waits for a reply
+
+
+# Set at interpreter exit: flusher threads stop between two replays and are joined, so none is
+# frozen halfway (inside an import, say) while the interpreter finalizes; what they had not
+# replayed stays in the journal, for the next process to adopt.
+_EXITING = threading.Event()
+_FLUSHERS: weakref.WeakSet[threading.Thread] = weakref.WeakSet()
+
+
+def _stop_flushers() -> None:
+    _EXITING.set()
+    for thread in list(_FLUSHERS):
+        thread.join(timeout=2 * REPLAY_WAIT + 1)
+
+
+atexit.register(_stop_flushers)
 
 
 class JournalReplay:
@@ -72,13 +90,16 @@ class JournalReplay:
 
     def journal_started(self) -> None:
         """Start the thread that replays the journal once Redis answers (if not running)."""
+        if _EXITING.is_set():
+            return  # the process is ending: what waits stays in the journal for the next one
         if self._flusher is None or not self._flusher.is_alive():
             self._flusher = threading.Thread(target=self._flush, name="redis-memory-journal", daemon=True)
+            _FLUSHERS.add(self._flusher)
             self._flusher.start()
 
     def _flush(self) -> None:
         delay = 0.05
-        while True:
+        while not _EXITING.is_set():
             with self._lock:
                 if self._backlog_pid != os.getpid():  # a forked child does not replay its parent's
                     return
@@ -86,7 +107,7 @@ class JournalReplay:
                 if not self.backlog:
                     self._flusher = None
                     return
-            time.sleep(delay)
+            _EXITING.wait(delay)
             delay = min(delay * 2, 2.0)
 
     def _replay(self) -> None:
