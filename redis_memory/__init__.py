@@ -26,7 +26,7 @@ from redis_memory.errors import (
 )
 from redis_memory.memory import MISSING, ConversationMemory, Memory, Transaction
 from redis_memory.proxies.document import RedisDict, RedisDocList
-from redis_memory.proxies.list import RedisList
+from redis_memory.proxies.list import RedisList, UnreadList
 from redis_memory.proxies.set import RedisSet
 from redis_memory.search.messages import MessageMatch
 
@@ -70,6 +70,7 @@ __all__ = [
     "Transaction",
     "TransactionError",
     "UnknownTypeError",
+    "UnreadList",
     "UnstorableValueError",
     "WrongTypeError",
     "__version__",

@@ -18,10 +18,10 @@ from redis_memory.backend import Backend
 from redis_memory.config import POOL_OPTIONS, reachable, server_identity, target, url_identity
 from redis_memory.counters import Stats
 from redis_memory.observer import Observed
-from redis_memory.proxies.list import RedisList
+from redis_memory.proxies.list import list_proxy
 from redis_memory.proxies.set import RedisSet
 
-_FACTORIES: dict[str, Any] = {"list": RedisList, "set": RedisSet}
+_FACTORIES: dict[str, Any] = {"list": list_proxy, "set": RedisSet}
 _lock = threading.Lock()
 _by_url: dict[str, Backend] = {}
 _by_client: weakref.WeakKeyDictionary[redis.Redis, Backend] = weakref.WeakKeyDictionary()

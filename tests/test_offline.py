@@ -293,3 +293,59 @@ def test_a_process_that_never_reached_redis_assigns_then_appends(
     expected_type = "ReJSON-RL" if durable.process.modules else "string"
     assert raw.type(f"{prefix}{{c1}}:profile") == expected_type  # the form the server supports
     raw.close()
+
+
+UNREAD_WRITER = """
+import sys
+from redis_memory import ConversationMemory, RedisConnectionError
+mem = ConversationMemory("c1", url=sys.argv[1], prefix=sys.argv[2])
+mem.messages = [{"n": 0}]
+print("ready", flush=True)
+sys.stdin.readline()  # Redis is down now
+mem.messages.insert(0, {"n": -1})  # journaled; which items that leaves is not worked out offline
+messages = mem.messages  # a list known to exist, whose items this process no longer knows
+for n in (1, 2):
+    mem.messages.append({"n": n})
+messages += [{"n": 3}]
+failures = []
+reads = (len, list, bool, repr, lambda m: m[0], lambda m: m == [], lambda m: {"n": 1} in m, lambda m: m.index(m))
+for read in reads:
+    try:
+        read(mem.messages)
+    except RedisConnectionError:
+        failures.append(read)
+assert len(failures) == 7, failures  # repr names what is not known instead of raising
+import json
+try:
+    json.dumps(mem.messages)
+except TypeError:
+    pass
+else:
+    raise AssertionError("an unread list must never serialize as something it is not")
+print("written", flush=True)
+"""
+
+
+def test_appends_to_a_list_whose_items_are_not_known_offline_are_journaled_and_reads_fail_loudly(
+    durable: DurableServer, tmp_path: Path, prefix: str
+) -> None:
+    home = tmp_path / "home"
+    writer = run_python(UNREAD_WRITER, home, durable.url, prefix, retry_for="0.3", wait=False, stdin=True)
+    assert writer.stdout is not None and writer.stdin is not None
+    assert writer.stdout.readline().strip() == "ready"
+    durable.kill()
+    writer.stdin.write("\n")
+    writer.stdin.flush()
+    out, err = writer.communicate(timeout=120)
+    assert writer.returncode == 0 and out.strip() == "written", err
+    durable.start()
+    reader = run_python(
+        "import json, sys\nfrom redis_memory import ConversationMemory\n"
+        "print(json.dumps(list(ConversationMemory('c1', url=sys.argv[1], prefix=sys.argv[2]).messages)))",
+        home,
+        durable.url,
+        prefix,
+    )
+    out, err = reader.communicate(timeout=120)
+    assert reader.returncode == 0, err
+    assert json.loads(out) == [{"n": -1}, {"n": 0}, {"n": 1}, {"n": 2}, {"n": 3}]

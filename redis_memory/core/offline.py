@@ -24,6 +24,18 @@ from redis_memory.keys import KeySpace, parse_kind_field
 logger = logging.getLogger(__name__)
 
 
+class Unread:
+    """The items handed to the list proxy factory for a list known to exist whose items this
+    process no longer knows (a journaled change it cannot work out offline): the factory makes
+    a write-only stand-in (:class:`~redis_memory.proxies.list.UnreadList`)."""
+
+    def __repr__(self) -> str:
+        return "UNREAD"
+
+
+UNREAD = Unread()
+
+
 class OfflineWrites:
     """The journaling and last-known-value part of the core (mixed into it)."""
 
@@ -131,9 +143,12 @@ class OfflineWrites:
             self._know(space, name, ("float" if isinstance(amount, float) else found[0], found[1] + amount))
         elif op == "incr" and entry in self._known and found is None:
             self._know(space, name, (args[3], float(args[2]) if args[3] == "float" else int(args[2])))
-        elif op == "push" and found is not None and isinstance(found[1], Mirror):
+        elif op == "push" and found is not None and isinstance(found[1], Mirror) and isinstance(found[1].value, list):
             list.extend(found[1].value, codec.loads_elements(raw.encode() for raw in args[3:]))
             found[1].seal()
+        elif op in ("push", "list") and found is not None and codec.structure_of(found[0]) == codec.LIST:
+            # Its items are not worked out offline, but it is a list: appends stay possible.
+            self._know(space, name, (found[0], Mirror(found[0], self._proxy(found[0], space, name, UNREAD))))
         else:  # not worked out offline: unknown until Redis answers
             self._known.pop(entry, None)
             self._known.pop((space.hash_key, args[0]), None)

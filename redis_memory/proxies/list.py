@@ -21,8 +21,9 @@ from typing import Any, SupportsIndex
 
 from redis_memory import codec
 from redis_memory.backend import Backend
+from redis_memory.core.offline import UNREAD
 from redis_memory.core.requests import QUEUED
-from redis_memory.errors import MissingIndexError
+from redis_memory.errors import MissingIndexError, RedisConnectionError
 from redis_memory.keys import KeySpace
 
 
@@ -266,3 +267,110 @@ class RedisList(list[Any]):
 
     def __reduce__(self) -> tuple[type, tuple[list[Any]]]:
         return (list, (self.copy(),))
+
+
+class UnreadList:
+    """``mem.<name>`` while Redis cannot be reached, for a list known to exist whose items this
+    process no longer knows (it journaled a change, such as an ``insert``, that it cannot work
+    out offline).
+
+    Appends (``append``, ``extend``, ``+=``) are journaled like any other write and reach Redis
+    in order. Everything that would read the items (``len``, iteration, indexing, ``==``,
+    ``in``, truth, any other list method, ``json.dumps``) reads the attribute again and works
+    on that once Redis answers; while it cannot, it raises
+    :class:`~redis_memory.errors.RedisConnectionError`: never an empty or partial list. It is
+    not a ``list``, so serializers refuse it instead of writing something it is not.
+    """
+
+    __slots__ = ("_backend", "_name", "_rebind", "_space")
+    __hash__ = None  # type: ignore[assignment]
+
+    def __init__(self, backend: Backend, space: KeySpace, name: str) -> None:
+        """Stand for list attribute ``name`` of a memory (made by the backend)."""
+        self._backend, self._space, self._name = backend, space, name
+        self._rebind = False
+
+    def rebound_to(self, backend: Backend, space: KeySpace, name: str) -> bool:
+        """As :meth:`RedisList.rebound_to`: ``mem.<name> += ...`` does not rewrite the list."""
+        pending, self._rebind = self._rebind, False
+        return pending and self._backend is backend and self._space == space and self._name == name
+
+    def append(self, value: Any) -> None:
+        """Append one element (journaled while Redis cannot be reached)."""
+        self.extend([value])
+
+    def extend(self, values: Iterable[Any]) -> None:
+        """Append every element of ``values`` atomically (journaled while Redis cannot be reached)."""
+        checked = [self._backend.validate_element(self._space, self._name, value) for value in values]
+        raws, elements = codec.encode_elements(checked)
+        if raws:
+            self._backend.push(self._space, self._name, raws, elements)
+
+    def __iadd__(self, values: Iterable[Any]) -> UnreadList:  # type: ignore[misc]
+        """``lst += values``: :meth:`extend` (the attribute is rebound to itself, not rewritten)."""
+        self.extend(values)
+        self._rebind = True
+        return self
+
+    def _current(self) -> Any:
+        """The attribute as Redis holds it now; ``RedisConnectionError`` while it cannot say."""
+        found = self._backend.read(self._space, self._name)
+        value = found[1].value if found is not None and found[0] == codec.LIST else None
+        if value is None or isinstance(value, UnreadList):
+            raise RedisConnectionError(
+                f"the items of list attribute {self._name!r} are not known while Redis cannot be reached"
+                " (this process journaled a change it cannot work out offline); appends are journaled"
+            )
+        return value
+
+    def __getattr__(self, attribute: str) -> Any:
+        """Any other list method, on the list as Redis holds it (see the class docstring)."""
+        return getattr(self._current(), attribute)
+
+    def __len__(self) -> int:
+        return len(self._current())
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._current())
+
+    def __reversed__(self) -> Iterator[Any]:
+        items: Iterator[Any] = reversed(self._current())
+        return items
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._current()[index]
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        self._current()[index] = value
+
+    def __delitem__(self, index: Any) -> None:
+        del self._current()[index]
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._current()
+
+    def __eq__(self, other: object) -> bool:
+        return bool(self._current() == other)
+
+    def __ne__(self, other: object) -> bool:
+        return bool(self._current() != other)
+
+    def __bool__(self) -> bool:
+        return bool(self._current())
+
+    def __add__(self, other: Any) -> Any:
+        return self._current() + other
+
+    def __radd__(self, other: Any) -> Any:
+        return other + list(self._current())
+
+    def __repr__(self) -> str:
+        return f"<list attribute {self._name!r}: items not known while Redis cannot be reached>"
+
+
+def list_proxy(backend: Backend, space: KeySpace, name: str, items: Any) -> RedisList | UnreadList:
+    """The object a list attribute is handed out as: a :class:`RedisList` holding ``items``, or
+    an :class:`UnreadList` when they are :data:`~redis_memory.core.offline.UNREAD`."""
+    if items is UNREAD:
+        return UnreadList(backend, space, name)
+    return RedisList(backend, space, name, items)
