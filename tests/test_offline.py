@@ -349,3 +349,65 @@ def test_appends_to_a_list_whose_items_are_not_known_offline_are_journaled_and_r
     out, err = reader.communicate(timeout=120)
     assert reader.returncode == 0, err
     assert json.loads(out) == [{"n": -1}, {"n": 0}, {"n": 1}, {"n": 2}, {"n": 3}]
+
+
+ASYNC_READER_OFFLINE = """
+import asyncio, json, sys
+from redis_memory import RedisConnectionError, aio
+async def main():
+    mem = aio.ConversationMemory("c1", url=sys.argv[1], prefix=sys.argv[2])
+    await mem.set("messages", [{"n": 0}])
+    await mem.set("profile", {"a": 1})
+    print("ready", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)  # Redis is down now
+    await mem.messages.append({"n": 1})
+    await mem.profile.set_key("b", 2)
+    await mem.set("state", "done")
+    seen = {"messages": await mem.get("messages"), "profile": await mem.profile.get(),
+            "state": await mem.get("state"), "has": await mem.has("state")}
+    await mem.messages.insert(0, {"n": -1})  # journaled; the items it leaves are not worked out offline
+    await mem.messages.append({"n": 2})
+    try:
+        await mem.get("messages")
+    except RedisConnectionError:
+        seen["unread"] = True
+    try:
+        await mem.get("never_written")
+    except RedisConnectionError:
+        seen["unknown"] = True
+    print(json.dumps(seen), flush=True)
+asyncio.run(main())
+"""
+
+
+def test_the_asyncio_api_serves_last_known_values_while_redis_is_down(
+    durable: DurableServer, tmp_path: Path, prefix: str
+) -> None:
+    home = tmp_path / "home"
+    writer = run_python(ASYNC_READER_OFFLINE, home, durable.url, prefix, retry_for="0.3", wait=False, stdin=True)
+    assert writer.stdout is not None and writer.stdin is not None
+    assert writer.stdout.readline().strip() == "ready"
+    durable.kill()
+    writer.stdin.write("\n")
+    writer.stdin.flush()
+    out, err = writer.communicate(timeout=120)
+    assert writer.returncode == 0, err
+    assert json.loads(out) == {
+        "messages": [{"n": 0}, {"n": 1}],
+        "profile": {"a": 1, "b": 2},
+        "state": "done",
+        "has": True,
+        "unread": True,
+        "unknown": True,
+    }
+    durable.start()
+    reader = run_python(
+        "import json, sys\nfrom redis_memory import ConversationMemory\n"
+        "print(json.dumps(list(ConversationMemory('c1', url=sys.argv[1], prefix=sys.argv[2]).messages)))",
+        home,
+        durable.url,
+        prefix,
+    )
+    out, err = reader.communicate(timeout=120)
+    assert reader.returncode == 0, err
+    assert json.loads(out) == [{"n": -1}, {"n": 0}, {"n": 1}, {"n": 2}]

@@ -23,12 +23,15 @@ import redis.exceptions
 
 from redis_memory import observer
 from redis_memory.backend import Backend
+from redis_memory.core.mirror import Mirror
+from redis_memory.core.offline import UNREAD
 from redis_memory.core.operations import Core
 from redis_memory.core.replies import public_error
 from redis_memory.core.requests import Command, Op, Request, advance
 from redis_memory.core.retry import LOST, default_retry_for, resend_delays, resendable
 from redis_memory.core.scripts import script_table
 from redis_memory.errors import RedisConnectionError
+from redis_memory.keys import KeySpace
 from redis_memory.redaction import redact
 
 logger = logging.getLogger(__name__)
@@ -121,6 +124,27 @@ class AsyncBackend(Core):
                 error = RedisConnectionError(f"cannot reach Redis at {self.label}: {exc}")
                 error.__cause__ = exc
                 self._count("errors")
+
+    async def read(self, space: KeySpace, name: str) -> tuple[str, Any] | None:
+        """:meth:`Core.g_read`, with the sync driver's offline rule: while Redis cannot be
+        reached, or journaled writes wait for it, the last value this driver read or wrote
+        (with its journaled writes applied) is served; ``RedisConnectionError`` without one,
+        and for a list whose items are not known offline."""
+        keeper = self.journal_keeper()
+        known, found = self.known(space, name)
+        if not (known and keeper is not None and keeper.backlog):
+            try:
+                return await self.drive(self.g_read(space, name))
+            except RedisConnectionError:
+                if not known:
+                    raise
+                logger.info("Redis at %s unreachable: serving the last known value of %r", self.label, name)
+        if found is not None and isinstance(found[1], Mirror) and found[1].value is UNREAD:
+            raise RedisConnectionError(
+                f"the items of list attribute {name!r} are not known while Redis cannot be reached"
+                " (a change this process journaled cannot be worked out offline); appends are journaled"
+            )
+        return found
 
     async def _send(self, request: Request) -> Any:
         """Send one request and read its reply. When the connection is lost (reset, closed,

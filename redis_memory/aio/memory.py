@@ -119,7 +119,7 @@ class Memory:
     async def get(self, name: str, default: Any = MISSING) -> Any:
         """The value of attribute ``name`` as plain data (``default``, else AttributeError, if
         not stored). One round trip for a scalar; two for a collection (HMGET, then its read)."""
-        found = await self._backend.drive(self._backend.g_read(self._space, self._name(name)))
+        found = await self._backend.read(self._space, self._name(name))
         if found is None:
             if default is MISSING:
                 raise MissingAttributeError(f"{type(self).__name__!r} object has no stored attribute {name!r}")
@@ -137,7 +137,7 @@ class Memory:
 
     async def has(self, name: str) -> bool:
         """True when attribute ``name`` is stored (one or two round trips, as :meth:`get`)."""
-        return await self._backend.drive(self._backend.g_read(self._space, self._name(name))) is not None
+        return await self._backend.read(self._space, self._name(name)) is not None
 
     async def names(self) -> list[str]:
         """The names of every stored attribute (HKEYS; one round trip)."""
@@ -275,7 +275,7 @@ class Attribute:
 
     async def get(self) -> Any:
         """The value here, as plain data."""
-        found = await self._backend.drive(self._backend.g_read(self._space, self._name))
+        found = await self._backend.read(self._space, self._name)
         if found is None:
             raise MissingAttributeError(f"attribute {self._name!r} is not stored")
         value = _plain(*found)
