@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from redis_memory import codec
-from redis_memory.core.mirror import Mirror
-from redis_memory.core.requests import QUEUED, Op
+from redis_memory.core.mirror import Mirror, MirrorTable
+from redis_memory.core.requests import QUEUED, Op, text
 from redis_memory.core.transactions import OpenTransaction
 from redis_memory.errors import ConcurrentModificationError, TransactionError
 from redis_memory.keys import KeySpace, kind_field
@@ -23,7 +23,9 @@ class CollectionOps:
     """The list and set operations of :class:`~redis_memory.core.operations.Core` (mixed into it)."""
 
     if TYPE_CHECKING:  # what they use of the core
-        _mirrors: dict[str, Mirror]
+        _mirrors: MirrorTable
+
+        def _remember(self, key: str, mirror: Mirror) -> Mirror: ...
 
         def _op(self, name: str, space: KeySpace, key: str, args: Sequence[str]) -> Op[Any]: ...
         def bound(self, space: KeySpace, name: str) -> int: ...
@@ -37,15 +39,45 @@ class CollectionOps:
         the valid mirror, if any (:data:`QUEUED` in a transaction)."""
         key = space.collection_key(name)
         bound = self.bound(space, name)
+        copy = self._mirrors.copy_for(key) if self._transaction(space) is None else None
+        known = copy.known_copy() if copy is not None else ""
         try:
             fields = self.search_fields(space, name)
-            length = yield from self._op("push", space, key, [kind_field(name), str(bound), fields, *raws])
+            bound_arg = f"{bound} {known}" if known else str(bound)
+            reply = yield from self._op("push", space, key, [kind_field(name), bound_arg, fields, *raws])
         except ConcurrentModificationError:
             self.forget(key)
             raise
-        if length is QUEUED:
+        if reply is QUEUED:
             return QUEUED  # type: ignore[no-any-return]
-        return self._pushed(key, elements, bound, length)
+        if isinstance(reply, list):  # the copy sent, brought up to date (push_reply in lua/lib.lua)
+            return self._caught_up(key, copy, known, elements, reply)
+        return self._pushed(key, elements, bound, int(reply))
+
+    def _caught_up(
+        self, key: str, copy: Mirror | None, known: str, elements: list[Any], reply: list[Any]
+    ) -> Mirror | None:
+        """After a push that sent the state of ``copy``: give it the elements other writers
+        appended before ours, then ours, drop what left its front, and make it the valid mirror
+        again. Returns it, or None (and it is dropped) when Redis could not bring it up to date."""
+        length, state, delta = int(reply[0]), text(reply[1]), text(reply[2]) == "1"
+        current = self._mirrors.get(key) or self._mirrors.retired.get(key)
+        if not delta or copy is None or current is not copy or copy.known_copy() != known:
+            self._mirrors.pop(key, None)
+            self._mirrors.retired.pop(key, None)
+            return None
+        dropped = int(state.split()[1]) - int(known.split()[1])
+        items = copy.value
+        if dropped:
+            list.__delitem__(items, slice(0, dropped))  # no write-through: Redis did it
+        list.extend(items, codec.loads_elements(reply[3:]))
+        list.extend(items, elements)
+        if len(items) != length:  # never trusted when it disagrees
+            self._mirrors.pop(key, None)
+            self._mirrors.retired.pop(key, None)
+            return None
+        copy.state = state
+        return self._remember(key, copy)  # sealed, and valid again
 
     def _pushed(self, key: str, elements: list[Any], bound: int, length: int) -> Mirror | None:
         """Apply appends that Redis acknowledged (new length ``length``) to the key's mirror;
@@ -55,6 +87,7 @@ class CollectionOps:
             return None
         expected = len(mirror.value) + len(elements)
         if mirror.intact() and (length == expected or (bound and length == bound <= expected)):
+            mirror.state = None  # its head on the server is not known here: read in full next time
             list.extend(mirror.value, elements)
             if bound and len(mirror.value) > bound:
                 list.__delitem__(mirror.value, slice(0, len(mirror.value) - bound))  # no write-through
@@ -83,7 +116,10 @@ class CollectionOps:
             raise
         if reply is QUEUED:
             return reply, None
-        return reply, self._changed(key, lambda items: update(items, reply), int(reply[0]))
+        mirror = self._changed(key, lambda items: update(items, reply), int(reply[0]))
+        if mirror is not None:
+            mirror.state = text(reply[2]) if len(reply) > 2 else None
+        return reply, mirror
 
     def check_edit(self, space: KeySpace, name: str, position: int) -> None:
         """Refuse, with ``TransactionError``, an edit of element ``position`` (>= 0) of list
@@ -101,7 +137,7 @@ class CollectionOps:
             return
         key = space.collection_key(name)
         for op, queued_key, args in transaction.queue:
-            if queued_key != key or (op == "push" and args[1] == "0"):
+            if queued_key != key or (op == "push" and args[1].split()[0] == "0"):
                 continue  # another key, or appends that move no element
             if op == "list" and args[1] == "set" and args[4] != str(position):
                 continue  # another element, replaced in place

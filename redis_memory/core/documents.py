@@ -13,7 +13,7 @@ import hashlib
 from typing import TYPE_CHECKING, Any
 
 from redis_memory import codec
-from redis_memory.core.mirror import Mirror
+from redis_memory.core.mirror import Mirror, MirrorTable
 from redis_memory.core.requests import QUEUED, Op
 from redis_memory.core.transactions import OpenTransaction
 from redis_memory.docops import DocOp, apply_ops
@@ -28,7 +28,7 @@ class DocumentOps:
     """The document operations of :class:`~redis_memory.core.Core` (mixed into it)."""
 
     if TYPE_CHECKING:  # what they use of the core
-        _mirrors: dict[str, Mirror]
+        _mirrors: MirrorTable
 
         def _transaction(self, space: KeySpace) -> OpenTransaction | None: ...
         def _op(self, name: str, space: KeySpace, key: str, args: list[str]) -> Op[Any]: ...

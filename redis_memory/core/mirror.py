@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,16 @@ class Mirror:
     raw: bytes | None = None
     shape: tuple[int, int, int] = (0, 0, 0)
     deadline: float = math.inf  # time.monotonic() by which the key may have expired
+    state: str | None = None  # a list's 'version head' on the server when value was its copy
+
+    def known_copy(self) -> str:
+        """``'version head length'`` of a list copy Redis can bring up to date by sending only
+        what changed (see ``list_state`` in ``lua/lib.lua``), or ``''``."""
+        if self.state is None or self.state.startswith("0 ") or not isinstance(self.value, list):
+            return ""
+        if not self.intact():
+            return ""
+        return f"{self.state} {len(self.value)}"
 
     def seal(self) -> Mirror:
         """Record the value's shape after a change this library made (see :func:`_shape`)."""
@@ -47,3 +58,68 @@ def _shape(items: Any) -> tuple[int, int, int]:
     if isinstance(items, (set, frozenset)):
         return (len(items), 0, 0)
     return (0, 0, 0)
+
+
+class MirrorTable(OrderedDict[str, Mirror]):
+    """The valid mirrors, by key, least recently used first.
+
+    A list mirror that leaves the table (another client changed the key, the connection was
+    lost, the table overflowed...) is kept in :attr:`retired` while it knows its server state:
+    it is no longer served, but the next read or append of that list sends Redis its state and
+    length, and gets back only the elements it lacks when the list was only appended to or
+    trimmed at the front meanwhile (``get.lua``, ``push.lua``).
+    """
+
+    def __init__(self, limit: int) -> None:
+        """An empty table; ``limit`` bounds the retired mirrors kept."""
+        super().__init__()
+        self.limit = limit
+        self.retired: OrderedDict[str, Mirror] = OrderedDict()
+
+    def _retire(self, key: str, mirror: Mirror) -> None:
+        if mirror.state is not None and isinstance(mirror.value, list):
+            self.retired[key] = mirror
+            self.retired.move_to_end(key)
+            while len(self.retired) > self.limit:
+                self.retired.popitem(last=False)
+
+    def __setitem__(self, key: str, mirror: Mirror) -> None:
+        self.retired.pop(key, None)
+        super().__setitem__(key, mirror)
+
+    def __delitem__(self, key: str) -> None:
+        mirror = self[key]
+        super().__delitem__(key)
+        self._retire(key, mirror)
+
+    def pop(self, key: str, *default: Any) -> Any:
+        """Remove ``key`` (retiring a list mirror, see the class docstring)."""
+        if key not in self:
+            if default:
+                return default[0]
+            raise KeyError(key)
+        mirror = self[key]
+        del self[key]
+        return mirror
+
+    def popitem(self, last: bool = True) -> tuple[str, Mirror]:
+        """Remove the most (or least) recently used mirror, retiring it."""
+        key, mirror = super().popitem(last)
+        self._retire(key, mirror)
+        return key, mirror
+
+    def clear(self) -> None:
+        """Remove every mirror, retiring the list mirrors."""
+        for key, mirror in list(self.items()):
+            self._retire(key, mirror)
+        super().clear()
+
+    def copy_for(self, key: str) -> Mirror | None:
+        """The mirror (valid, else retired) of list ``key`` whose copy Redis can update."""
+        mirror = self.get(key) or self.retired.get(key)
+        return mirror if mirror is not None and mirror.known_copy() else None
+
+    def forget_all(self) -> None:
+        """Drop every mirror, retired ones included."""
+        super().clear()
+        self.retired.clear()

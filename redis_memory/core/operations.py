@@ -9,11 +9,8 @@ the offline part (:mod:`~redis_memory.core.offline`) are mixed in.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
-import os
-import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -23,11 +20,12 @@ from redis_memory import codec
 from redis_memory.core import transactions
 from redis_memory.core.containers import CollectionOps
 from redis_memory.core.documents import DocumentOps
-from redis_memory.core.mirror import Mirror, ProxyFactory
+from redis_memory.core.mirror import Mirror, MirrorTable, ProxyFactory
 from redis_memory.core.offline import OfflineWrites
 from redis_memory.core.replies import FullScriptNeeded
 from redis_memory.core.requests import QUEUED, Command, Op, Script, text
 from redis_memory.core.transactions import OpenTransaction, Queue
+from redis_memory.core.writers import Writer, Writers
 from redis_memory.counters import Stats
 from redis_memory.errors import (
     ConcurrentModificationError,
@@ -56,7 +54,7 @@ class Core(CollectionOps, DocumentOps, OfflineWrites):
         or set mirror holds (and users receive); by default the plain ``list`` or ``set``."""
         self._factories = factories or {}
         self._max_mirrors = max_mirrors
-        self._mirrors: OrderedDict[str, Mirror] = OrderedDict()
+        self._mirrors = MirrorTable(max_mirrors)
         self._json_module: bool | None = None
         self._ttls: dict[str, int] = {}
         self._bounds: dict[tuple[str, str], int] = {}
@@ -67,8 +65,7 @@ class Core(CollectionOps, DocumentOps, OfflineWrites):
         self.backlog = 0  # journaled writes of this process not yet replayed
         self._raise_offline: set[str] = set()
         self._known: OrderedDict[tuple[str, str], tuple[str, Any] | None] = OrderedDict()
-        self._op_counter = itertools.count()
-        self._op_prefix = ("", -1)
+        self.writers = Writers()
         self.stats = Stats()
         self._full_push: set[str] = set()  # searchable lists met by push.lua: op:push from now on
 
@@ -161,7 +158,7 @@ class Core(CollectionOps, DocumentOps, OfflineWrites):
 
     def forget_all(self) -> None:
         """Drop every mirror and every last known value (a forked child starts with none)."""
-        self.forget_mirrors()
+        self._mirrors.forget_all()
         self._known.clear()
 
     def forget_mirrors(self) -> None:
@@ -199,31 +196,42 @@ class Core(CollectionOps, DocumentOps, OfflineWrites):
         ttl = self._ttls.get(space.hash_key, 0)
         sent = time.monotonic()
         # clear keeps no operation id (it deletes the object's log of them): resending it is harmless
-        op_id = "" if name == "clear" else self.next_op_id()
+        writer = None if name == "clear" else self._take_writer(space, needs_reply)
+        op_id = "" if writer is None else writer.next_id()
         lean = name == "push" and not ttl and not args[2] and key not in self._full_push
         keys, full_args = [space.hash_key, key], [str(ttl), op_id, "", *args]
+        reply: Any = None
         try:
-            reply = yield from self._write(
-                space, Script("push" if lean else f"op:{name}", keys, full_args), needs_reply
-            )
-        except FullScriptNeeded:
-            if len(self._full_push) >= 65536:
-                self._full_push.clear()
-            self._full_push.add(key)
-            reply = yield from self._write(space, Script(f"op:{name}", keys, full_args), needs_reply)
+            try:
+                reply = yield from self._write(
+                    space, Script("push" if lean else f"op:{name}", keys, full_args), needs_reply
+                )
+            except FullScriptNeeded:
+                if len(self._full_push) >= 65536:
+                    self._full_push.clear()
+                self._full_push.add(key)
+                reply = yield from self._write(space, Script(f"op:{name}", keys, full_args), needs_reply)
+        finally:
+            if writer is not None:
+                self._give_back_writer(writer, reply)
         if reply is QUEUED:
             self._known_after(space, name, args)
         elif ttl:
             self._slide(space, sent + ttl / 1000)
         return reply
 
-    def next_op_id(self) -> str:
-        """A new operation id, unique across processes (a random token per process + a counter)."""
-        token, pid = self._op_prefix
-        if pid != os.getpid():
-            token, pid = secrets.token_hex(6), os.getpid()
-            self._op_prefix = (token, pid)
-        return f"{token}:{next(self._op_counter)}"
+    def _take_writer(self, space: KeySpace, needs_reply: bool) -> Writer:
+        """A writer slot for one write (see :mod:`redis_memory.core.writers`)."""
+        keeper = self.journal_keeper()
+        backlog = keeper.backlog if keeper is not None else 0
+        may_journal = not needs_reply and space.hash_key not in self._raise_offline
+        return self.writers.take(backlog=backlog, may_journal=may_journal)
+
+    def _give_back_writer(self, writer: Writer, reply: Any) -> None:
+        """The write is over: a journaled one holds its writer until the journal is replayed."""
+        if reply is QUEUED:
+            writer.journaled = True
+        self.writers.give_back(writer)
 
     def _transaction(self, space: KeySpace) -> OpenTransaction | None:
         return transactions.current(self, space.hash_key)
@@ -242,19 +250,24 @@ class Core(CollectionOps, DocumentOps, OfflineWrites):
             return []
         keys: list[str] = []
         ttl = self._ttls.get(space.hash_key, 0)
-        op_id = "" if any(name == "clear" for name, _, _ in queue) else self.next_op_id()
+        writer = None if any(name == "clear" for name, _, _ in queue) else self._take_writer(space, False)
+        op_id = "" if writer is None else writer.next_id()
         args: list[str] = [str(ttl), op_id, "", str(len(queue))]
         for name, key, op_args in queue:
             if key not in keys:
                 keys.append(key)
             args += [name, str(keys.index(key) + 2), str(len(op_args)), *op_args]
         sent = time.monotonic()
+        reply = None
         try:
             reply = yield from self._write(space, Script("batch", [space.hash_key, *keys], args))
         except BaseException:
             for key in keys:
                 self._mirrors.pop(key, None)
             raise
+        finally:
+            if writer is not None:
+                self._give_back_writer(writer, reply)
         if reply is QUEUED:
             for key in keys:
                 self._mirrors.pop(key, None)
@@ -264,7 +277,7 @@ class Core(CollectionOps, DocumentOps, OfflineWrites):
         for (name, key, op_args), result in zip(queue, reply, strict=True):
             if name == "push":  # the mirror takes the appends, as after a single push
                 elements = codec.loads_elements(raw.encode() for raw in op_args[3:])
-                self._pushed(key, elements, int(op_args[1]), result)
+                self._pushed(key, elements, int(op_args[1].split()[0]), result)
             elif name not in ("incr", "cas"):  # those change the hash only
                 self._mirrors.pop(key, None)
         if ttl:
@@ -290,23 +303,31 @@ class Core(CollectionOps, DocumentOps, OfflineWrites):
         mirror = self._mirror(key) if cached else None
         if mirror is not None:
             return mirror.kind, mirror
-        value, kind = yield Command(("HMGET", space.hash_key, name, kind_field(name)))
-        if kind is None:
-            return None
-        kind = text(kind)
-        if codec.structure_of(kind) == codec.HASH:
-            return kind, codec.decode_scalar(kind, text(value) if value is not None else "")
+        copy = self._mirrors.copy_for(key) if cached else None  # an older copy of this list
+        known = copy.known_copy() if copy is not None else ""
+        if not known:
+            value, kind = yield Command(("HMGET", space.hash_key, name, kind_field(name)))
+            if kind is None:
+                return None
+            kind = text(kind)
+            if codec.structure_of(kind) == codec.HASH:
+                return kind, codec.decode_scalar(kind, text(value) if value is not None else "")
         json_flag = yield from self.g_json_flag(space)
         sent = time.monotonic()
-        reply = yield Script("get", [space.hash_key, key], [name, kind_field(name), json_flag])
+        reply = yield Script("get", [space.hash_key, key], [name, kind_field(name), json_flag, known])
         if not reply:
             return None
         kind, value, form, pttl = text(reply[0]), reply[1], text(reply[2]), int(reply[3])
         deadline = sent + pttl / 1000 if pttl >= 0 else math.inf
         structure = codec.structure_of(kind)
         if structure == codec.LIST:
-            items = self._proxy(kind, space, name, codec.loads_elements(value or []))
-            return kind, self._remember(key, Mirror(kind, items, deadline=deadline))
+            state = text(reply[4])
+            elements = codec.loads_elements(value or [])
+            if form == "delta" and copy is not None and copy.state is not None:  # only what the copy lacks
+                dropped = int(state.split()[1]) - int(copy.state.split()[1])
+                elements = list(copy.value)[dropped:] + elements
+            items = self._proxy(kind, space, name, elements)
+            return kind, self._remember(key, Mirror(kind, items, deadline=deadline, state=state))
         if structure == codec.SET:
             members = self._proxy(kind, space, name, {codec.loads(member) for member in value or []})
             return kind, self._remember(key, Mirror(kind, members, deadline=deadline))

@@ -9,10 +9,14 @@ local function fail(code, message)
   return redis.error_reply(code .. ' ' .. message)
 end
 
--- Exactly once (docs/reliability.md): every write carries an operation id, and the reply of
--- each write is kept under its id in the hash <prefix>~ops{<id>} for OPLOG_MS (each field
--- expires by itself), so a write resent after its reply was lost returns that first reply
--- instead of being applied again. The '~' keeps the hash out of both search indexes.
+-- Exactly once (docs/reliability.md), as idempotent producers do it: an operation id is
+-- '<writer>:<seq>', where a writer is one slot of one process that sends one write at a time
+-- (resends included), its seq growing by one per write. Field <writer> of the hash
+-- <prefix>~ops{<id>} holds the writer's last applied seq and that write's reply, and expires
+-- OPLOG_MS after the writer's last write; so a write resent after its reply was lost returns
+-- that first reply instead of being applied again, and the log holds one field per writer
+-- active in the last hour, whatever the traffic. The '~' keeps the hash out of both search
+-- indexes.
 local OPLOG_MS = 3600000
 
 local function oplog_key(hash)
@@ -49,25 +53,89 @@ local function unpack_reply(value)
   return unpacked
 end
 
--- (true, first reply) when write `op_id` was applied already; false otherwise.
+-- (true, first reply) when write `op_id` was applied already; false otherwise. A writer's
+-- earlier seq than its last applied one cannot be sent (one write at a time per writer): it
+-- is refused rather than applied twice.
 local function applied_before(hash, op_id)
   if op_id == '' then
     return false
   end
-  local found = redis.call('HGET', oplog_key(hash), op_id)
+  local writer, seq = string.match(op_id, '^(.*):(%d+)$')
+  local found = redis.call('HGET', oplog_key(hash), writer)
   if not found then
     return false
   end
-  return true, unpack_reply(cjson.decode(found))[1]
+  local entry = cjson.decode(found)
+  local last = tonumber(entry[1])
+  if last < tonumber(seq) then
+    return false
+  end
+  if last > tonumber(seq) then
+    return true, fail('RMSTALEOP', 'a later write of the same writer was applied already')
+  end
+  return true, unpack_reply(entry[2])
 end
 
 local function remember_applied(hash, op_id, reply)
   if op_id == '' then
     return
   end
+  local writer, seq = string.match(op_id, '^(.*):(%d+)$')
   local key = oplog_key(hash)
-  redis.call('HSET', key, op_id, cjson.encode({pack_reply(reply)}))
-  redis.call('HPEXPIRE', key, OPLOG_MS, 'FIELDS', 1, op_id)
+  redis.call('HSET', key, writer, cjson.encode({seq, pack_reply(reply)}))
+  redis.call('HPEXPIRE', key, OPLOG_MS, 'FIELDS', 1, writer)
+end
+
+-- Where a list stands, so a reader that holds an older copy is sent only what changed:
+-- field '#<name>' of the op log holds '<version> <head>'. The version changes with every
+-- change to the list other than appending and dropping elements from its front (it is
+-- max(old + 1, the server's time in us), so a list deleted and made again never repeats
+-- one); head counts the elements dropped from the front since the version was set. A copy
+-- of `length` elements read at (version, head) is still the front-trimmed prefix of the list
+-- while the version holds: what it lacks is LRANGE <head' - head + length - head'>.. (see
+-- delta_from). No field: version '0' (a list written before versions were kept). A list
+-- deleted or replaced by another kind keeps its field, so the list assigned next gets a
+-- version no copy of the old one holds.
+local function list_state(hash, name)
+  local found = redis.call('HGET', oplog_key(hash), '#' .. name)
+  if not found then
+    return '0', 0
+  end
+  local version, head = string.match(found, '^(%d+) (%d+)$')
+  return version, tonumber(head)
+end
+
+local function list_rewritten(hash, name)
+  local version = list_state(hash, name)
+  local now = redis.call('TIME')
+  local stamp = tonumber(now[1]) * 1000000 + tonumber(now[2])
+  redis.call('HSET', oplog_key(hash), '#' .. name, string.format('%d 0', math.max(tonumber(version) + 1, stamp)))
+end
+
+local function list_dropped(hash, name, count)
+  if count > 0 then
+    local version, head = list_state(hash, name)
+    redis.call('HSET', oplog_key(hash), '#' .. name, string.format('%s %d', version, head + count))
+  end
+end
+
+-- The caller's copy, 'version head length' (or ''), against the list at `key` now: the
+-- Redis index of the first element the copy lacks, or nil when the copy is not a prefix of
+-- the list any more (another change than appending or dropping from the front).
+local function delta_from(hash, name, key, known)
+  local version, head, length = string.match(known or '', '^(%d+) (%d+) (%d+)$')
+  if not version then
+    return nil
+  end
+  local now_version, now_head = list_state(hash, name)
+  if now_version ~= version or now_head < tonumber(head) then
+    return nil
+  end
+  local from = tonumber(head) + tonumber(length) - now_head
+  if from < 0 or from > redis.call('LLEN', key) then
+    return nil
+  end
+  return from
 end
 
 -- Last writer wins when the offline journal replays an assignment or a deletion: MADE_AT is
@@ -177,6 +245,25 @@ local function trim_to(key, bound)
     end
   end
   return 0
+end
+
+-- A push's reply to a caller that sent its copy ('version head length', see list_state):
+-- {length, state, '1', the elements other writers appended between the copy's end and this
+-- push's own}, or {length, state, '0'} when the copy is not a prefix of the list any more.
+local function push_reply(hash, name, key, known, length, pushed)
+  local version, head = list_state(hash, name)
+  local reply = {length, version .. ' ' .. string.format('%d', head), '0'}
+  local from, own = delta_from(hash, name, key, known), length - pushed
+  if from == nil or own < 0 or from > own then
+    return reply
+  end
+  reply[3] = '1'
+  if from < own then
+    for _, raw in ipairs(redis.call('LRANGE', key, from, own - 1)) do
+      reply[#reply + 1] = raw
+    end
+  end
+  return reply
 end
 
 -- An attribute name as keys.py writes it in key names (percent-encoding).

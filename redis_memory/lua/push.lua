@@ -4,18 +4,27 @@
 -- (transactions and objects with a ttl use it) and tests/test_lua.py checks the two agree.
 -- KEYS[1] object hash, KEYS[2] the list; ARGV[1] expiry (always 0 here), ARGV[2] operation id
 -- (see applied_before() in lib.lua), ARGV[3] '' (made online), ARGV[4] kind field, ARGV[5]
--- bound (0: none), ARGV[6] search fields (always '' here), ARGV[7..] the elements.
--- Reply: the new length (LLEN). A searchable list (see lib.lua) is refused with RMFULL
--- before anything is written: the caller sends op:push instead.
+-- bound (0: none) and, when the caller holds a copy, ' version head length' (list_state in
+-- lib.lua), ARGV[6] search fields (always '' here), ARGV[7..] the elements.
+-- Reply: as ops/push.lua. A searchable list (see lib.lua) is refused with RMFULL before
+-- anything is written: the caller sends op:push instead.
 local brace = string.find(KEYS[1], '{', 1, true)
 local oplog = string.sub(KEYS[1], 1, brace - 1) .. '~ops' .. string.sub(KEYS[1], brace)
+local writer, seq
 if ARGV[2] ~= '' then
-  local first = redis.call('HGET', oplog, ARGV[2])
+  writer, seq = string.match(ARGV[2], '^(.*):(%d+)$')
+  local first = redis.call('HGET', oplog, writer)
   if first then
-    return tonumber(cjson.decode(first)[1].n)
+    local entry = cjson.decode(first)
+    if tonumber(entry[1]) == tonumber(seq) then
+      return tonumber(entry[2].n)  -- a resend: its first reply's length (the copy is read again)
+    elseif tonumber(entry[1]) > tonumber(seq) then
+      return redis.error_reply('RMSTALEOP a later write of the same writer was applied already')
+    end
   end
 end
-local found = {redis.call('HGET', KEYS[1], ARGV[4]), redis.call('HGET', KEYS[1], '_search:' .. string.sub(ARGV[4], 7))}
+local name = string.sub(ARGV[4], 7)
+local found = {redis.call('HGET', KEYS[1], ARGV[4]), redis.call('HGET', KEYS[1], '_search:' .. name)}
 if found[1] ~= 'list' then
   return redis.error_reply('RMKIND the attribute was deleted or replaced by another writer')
 end
@@ -25,17 +34,49 @@ end
 for i = 7, #ARGV, 1000 do
   redis.call('RPUSH', KEYS[2], unpack(ARGV, i, math.min(i + 999, #ARGV)))
 end
-local bound = tonumber(ARGV[5])
+local bound, known = string.match(ARGV[5], '^(%d+) ?(.*)$')
+bound = tonumber(bound)
+local state, dropped = nil, 0
 if bound > 0 then
-  redis.call('LTRIM', KEYS[2], -bound, -1)
+  dropped = redis.call('LLEN', KEYS[2]) - bound
+  if dropped > 0 then
+    redis.call('LTRIM', KEYS[2], -bound, -1)
+  end
 end
+if dropped > 0 or known ~= '' then
+  state = redis.call('HGET', oplog, '#' .. name) or '0 0'
+end
+local version, head = string.match(state or '0 0', '^(%d+) (%d+)$')
+head = tonumber(head)
 local length = redis.call('LLEN', KEYS[2])
 local now = redis.call('TIME')  -- when the list last changed (assigned_now() in lib.lua)
 local changed = string.format('%d', tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000))
-if ARGV[2] ~= '' then
-  redis.call('HSET', oplog, ARGV[2], cjson.encode({{n = string.format('%.17g', length)}}), '@' .. string.sub(ARGV[4], 7), changed)
-  redis.call('HPEXPIRE', oplog, 3600000, 'FIELDS', 1, ARGV[2])
-else
-  redis.call('HSET', oplog, '@' .. string.sub(ARGV[4], 7), changed)
+local fields = {'@' .. name, changed}
+if dropped > 0 then
+  head = head + dropped
+  fields[3], fields[4] = '#' .. name, version .. ' ' .. string.format('%d', head)
 end
-return length
+if ARGV[2] ~= '' then
+  redis.call('HSET', oplog, writer, cjson.encode({seq, {n = string.format('%.17g', length)}}), unpack(fields))
+  redis.call('HPEXPIRE', oplog, 3600000, 'FIELDS', 1, writer)
+else
+  redis.call('HSET', oplog, unpack(fields))
+end
+if known == '' then
+  return length
+end
+-- The caller's copy against the list now (delta_from and push_reply in lib.lua).
+local reply = {length, version .. ' ' .. string.format('%d', head), '0'}
+local known_version, known_head, known_length = string.match(known, '^(%d+) (%d+) (%d+)$')
+if known_version == version and head >= tonumber(known_head) then
+  local from, own = tonumber(known_head) + tonumber(known_length) - head, length - (#ARGV - 6)
+  if from >= 0 and own >= 0 and from <= own then
+    reply[3] = '1'
+    if from < own then
+      for _, raw in ipairs(redis.call('LRANGE', KEYS[2], from, own - 1)) do
+        reply[#reply + 1] = raw
+      end
+    end
+  end
+end
+return reply

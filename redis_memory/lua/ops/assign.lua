@@ -33,6 +33,7 @@ OPS.assign = {
     redis.call('HSET', hash, a[2], a[3])
     assigned_now(hash, name)
     if structure == 'list' then
+      list_rewritten(hash, name)  -- a new list: copies of any earlier one are not prefixes of it
       each_chunk('RPUSH', key, a, 8, #a)
       trim_to(key, a[6])
       resync(hash, key, name, 0, old_length)

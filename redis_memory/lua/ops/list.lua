@@ -7,6 +7,7 @@
 --   insert   index, element                                  reply {length}
 --   replace  n, the n expected elements, the new elements    reply {length}
 --   trim     N: keep the last N elements                     reply {length}
+-- Every reply ends with the list's state after the change ('version head', list_state).
 -- `set`, `delete` and `replace` are compare-and-set: RMCAS when the list is not what the
 -- caller read. RMNOINDEX for an index out of range or a pop from an empty list.
 OPS.list = {
@@ -50,13 +51,16 @@ OPS.list = {
     if op == 'popright' then
       value = redis.call('RPOP', key)
       resync(hash, key, name, length - 1, length)
+      list_rewritten(hash, name)
     elseif op == 'popleft' then
       value = redis.call('LPOP', key)
       drop_front(hash, name, 1)
+      list_dropped(hash, name, 1)
     elseif op == 'set' then
       local index = tonumber(a[5])
       redis.call('LSET', key, index, a[7])
       resync(hash, key, name, index < 0 and length + index or index, length, true)
+      list_rewritten(hash, name)
     elseif op == 'delete' then
       local index = tonumber(a[5])
       value = a[6]
@@ -66,13 +70,16 @@ OPS.list = {
       if index == 0 then
         redis.call('LPOP', key)
         drop_front(hash, name, 1)
+        list_dropped(hash, name, 1)
       else
+        list_rewritten(hash, name)
         local tail = redis.call('LRANGE', key, index + 1, -1)
         redis.call('LTRIM', key, 0, index - 1)
         each_chunk('RPUSH', key, tail, 1, #tail)
         resync(hash, key, name, index, length)
       end
     elseif op == 'insert' then
+      list_rewritten(hash, name)
       local index = tonumber(a[5])
       if index >= length then
         redis.call('RPUSH', key, a[6])
@@ -88,11 +95,13 @@ OPS.list = {
         resync(hash, key, name, index, length)
       end
     elseif op == 'replace' then
+      list_rewritten(hash, name)
       local n = tonumber(a[5])
       redis.call('DEL', key)
       each_chunk('RPUSH', key, a, 6 + n, #a)
       resync(hash, key, name, 0, length)
     elseif op == 'clear' then
+      list_rewritten(hash, name)
       redis.call('DEL', key)
       resync(hash, key, name, 0, length)
     elseif op == 'trim' then
@@ -103,10 +112,14 @@ OPS.list = {
         redis.call('LTRIM', key, -keep, -1)
       end
       drop_front(hash, name, length - redis.call('LLEN', key))
+      list_dropped(hash, name, length - redis.call('LLEN', key))
     end
     if op == 'insert' or op == 'replace' then
-      drop_front(hash, name, trim_to(key, bound))
+      local dropped = trim_to(key, bound)
+      drop_front(hash, name, dropped)
+      list_dropped(hash, name, dropped)
     end
-    return {redis.call('LLEN', key), value or false}
+    local version, head = list_state(hash, name)
+    return {redis.call('LLEN', key), value or false, version .. ' ' .. string.format('%d', head)}
   end,
 }
