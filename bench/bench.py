@@ -91,6 +91,7 @@ import offline
 import operations
 import queries
 import report
+import scale
 import whole_object
 from common import REPO_ROOT, Bench
 
@@ -130,6 +131,12 @@ def main(argv: list[str] | None = None) -> int:
         "--journal-writes", type=int, default=5000, help="writes timed in the offline journal (default 5000)"
     )
     parser.add_argument("--only-journal", action="store_true", help="run only the offline journal section")
+    parser.add_argument("--scale-turns", type=int, default=100, help="agent-loop turns per process (default 100)")
+    parser.add_argument(
+        "--scale-appends", type=int, default=500, help="appends per process, 16 processes (default 500)"
+    )
+    parser.add_argument("--oplog-writes", type=int, default=100_000, help="writes before the op log is measured")
+    parser.add_argument("--only-scale", action="store_true", help="run only the scale section (processes, memory)")
     args = parser.parse_args(argv)
 
     started = time.monotonic()
@@ -147,6 +154,12 @@ def main(argv: list[str] | None = None) -> int:
         bench: Bench | None = None
         query_bench: queries.QueryBench | None = None
         try:
+            if args.only_scale:
+                lines = scale.run(
+                    server.url, str(server.socket), args.scale_turns, args.scale_appends, args.oplog_writes
+                )
+                sys.stdout.write("\n".join(lines) + "\n")
+                return 0
             bench = Bench(server.url, str(server.socket), args)
             version = str(bench.raw.info("server")["redis_version"])
             sys.stdout.write(f"benchmarking on a private redis-server {version} at {server.socket}\n")
@@ -163,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
                 query_bench.run()
                 query_bench.report()
             offline.offline_journal(args.journal_writes)
+            lines = scale.run(server.url, str(server.socket), args.scale_turns, args.scale_appends, args.oplog_writes)
+            sys.stdout.write("\n".join(lines) + "\n")
         finally:
             connections.reset()
             if query_bench is not None:
