@@ -89,6 +89,7 @@ from typing import Any
 
 import offline
 import operations
+import original
 import queries
 import report
 import scale
@@ -105,6 +106,15 @@ def redis_process_class() -> Any:
     from tests.servers import RedisProcess
 
     return RedisProcess
+
+
+def compare_original(directory: Path, samples: int) -> None:
+    """The original 0.4.3 section (see ``original``), and its plot in docs/."""
+    lines, appends = original.run(redis_process_class(), directory, samples)
+    sys.stdout.write("\n".join(lines) + "\n")
+    image = REPO_ROOT / "docs" / "benchmark-append.png"
+    original.plot(appends, image)
+    sys.stdout.write(f"plot: {image.relative_to(REPO_ROOT)}\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--oplog-writes", type=int, default=100_000, help="writes before the op log is measured")
     parser.add_argument("--only-scale", action="store_true", help="run only the scale section (processes, memory)")
+    parser.add_argument("--original-samples", type=int, default=300, help="samples per side, original 0.4.3 section")
+    parser.add_argument("--skip-original", action="store_true", help="skip the original redis-memory 0.4.3 section")
+    parser.add_argument("--only-original", action="store_true", help="run only the original 0.4.3 section")
     args = parser.parse_args(argv)
 
     started = time.monotonic()
@@ -154,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
         bench: Bench | None = None
         query_bench: queries.QueryBench | None = None
         try:
+            if args.only_original:
+                compare_original(Path(directory), args.original_samples)
+                return 0
             if args.only_scale:
                 lines = scale.run(
                     server.url, str(server.socket), args.scale_turns, args.scale_appends, args.oplog_writes
@@ -178,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
             offline.offline_journal(args.journal_writes)
             lines = scale.run(server.url, str(server.socket), args.scale_turns, args.scale_appends, args.oplog_writes)
             sys.stdout.write("\n".join(lines) + "\n")
+            if not args.skip_original:
+                compare_original(Path(directory), args.original_samples)
         finally:
             connections.reset()
             if query_bench is not None:

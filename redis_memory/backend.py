@@ -33,7 +33,7 @@ from redis_memory import codec, observer
 from redis_memory.core.mirror import Mirror, ProxyFactory
 from redis_memory.core.operations import Core
 from redis_memory.core.replies import public_error
-from redis_memory.core.requests import Command, Op, Request, advance, is_write, text
+from redis_memory.core.requests import Command, Op, Pipeline, Request, Script, advance, is_write, text
 from redis_memory.core.retry import LOST, default_retry_for, resend_delays, resendable
 from redis_memory.core.scripts import script_table
 from redis_memory.docops import DocOp
@@ -239,6 +239,8 @@ class Backend(JournalReplay, Core):
         if isinstance(request, Command):
             connection.send_command(*request.args)
             return connection.read_response()
+        if isinstance(request, Pipeline):
+            return self._pipelined(request)
         sha, source = script_table()[request.name]
         # Every argument is str: hiredis packs them directly, as redis-py does internally.
         packed = hiredis.pack_command(("EVALSHA", sha, len(request.keys), *request.keys, *request.args))  # type: ignore[arg-type]
@@ -250,6 +252,39 @@ class Backend(JournalReplay, Core):
             connection.read_response()
             connection.send_packed_command([packed], check_health=False)
             return connection.read_response()
+
+    def _pipelined(self, request: Pipeline) -> list[Any]:
+        """Send every request of ``request``, then read every reply: one round trip. An error
+        reply stands as its exception; scripts Redis does not have are loaded, and the
+        pipeline (read-only) sent again."""
+        connection, table = self._connection, script_table()
+        for _ in range(2):
+            packed = []
+            for item in request.requests:
+                args = (
+                    item.args
+                    if isinstance(item, Command)
+                    else ("EVALSHA", table[item.name][0], len(item.keys), *item.keys, *item.args)
+                )
+                packed.append(hiredis.pack_command(tuple(args)))  # type: ignore[arg-type]
+            connection.send_packed_command(packed, check_health=False)
+            replies: list[Any] = []
+            for _ in packed:
+                try:
+                    replies.append(connection.read_response())
+                except redis.exceptions.ResponseError as exc:
+                    replies.append(exc)
+            missing = {
+                item.name
+                for item, reply in zip(request.requests, replies, strict=True)
+                if isinstance(reply, redis.exceptions.NoScriptError) and isinstance(item, Script)
+            }
+            if not missing:
+                return replies
+            for name in missing:
+                connection.send_command("SCRIPT", "LOAD", table[name][1])
+                connection.read_response()
+        return replies
 
     def _translated(self, exc: Exception) -> Exception:
         """The public error for a redis-py or socket error; a lost connection drops the mirrors."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import quote, unquote
 
 from redis_memory.errors import InvalidNameError
@@ -85,11 +85,10 @@ class KeySpace:
 
     prefix: str
     object_id: str
+    hash_key: str = field(init=False, compare=False)  # the object's hash: ``<prefix>{<id>}``
 
-    @property
-    def hash_key(self) -> str:
-        """The object's hash: ``<prefix>{<id>}``."""
-        return f"{self.prefix}{{{encode_part(self.object_id)}}}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hash_key", f"{self.prefix}{{{encode_part(self.object_id)}}}")
 
     def collection_key(self, name: str) -> str:
         """The key of collection attribute ``name``: ``<prefix>{<id>}:<name>``."""

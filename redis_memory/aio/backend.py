@@ -27,7 +27,7 @@ from redis_memory.core.mirror import Mirror
 from redis_memory.core.offline import UNREAD
 from redis_memory.core.operations import Core
 from redis_memory.core.replies import public_error
-from redis_memory.core.requests import Command, Op, Request, advance
+from redis_memory.core.requests import Command, Op, Pipeline, Request, Script, advance
 from redis_memory.core.retry import LOST, default_retry_for, resend_delays, resendable
 from redis_memory.core.scripts import script_table
 from redis_memory.errors import RedisConnectionError
@@ -89,6 +89,8 @@ class AsyncBackend(Core):
     async def _execute(self, client: Any, request: Request) -> Any:
         if isinstance(request, Command):
             return await _call(client, request.args)
+        if isinstance(request, Pipeline):
+            return await self._pipelined(client, request)
         sha, source = script_table()[request.name]
         evalsha = ("EVALSHA", sha, len(request.keys), *request.keys, *request.args)
         try:
@@ -96,6 +98,29 @@ class AsyncBackend(Core):
         except redis.exceptions.NoScriptError:
             await _call(client, ("SCRIPT", "LOAD", source))
             return await _call(client, evalsha)
+
+    async def _pipelined(self, client: Any, request: Pipeline) -> list[Any]:
+        """Send every request of ``request`` in one round trip (redis-py's pipeline, no
+        MULTI); an error reply stands as its exception. Scripts are loaded first if missing."""
+        table = script_table()
+        for _ in range(2):
+            pipe = client.pipeline(transaction=False)
+            for item in request.requests:
+                if isinstance(item, Command):
+                    pipe.execute_command(*item.args)
+                else:
+                    pipe.execute_command("EVALSHA", table[item.name][0], len(item.keys), *item.keys, *item.args)
+            replies = await pipe.execute(raise_on_error=False)
+            missing = {
+                item.name
+                for item, reply in zip(request.requests, replies, strict=True)
+                if isinstance(reply, redis.exceptions.NoScriptError) and isinstance(item, Script)
+            }
+            if not missing:
+                return list(replies)
+            for name in missing:
+                await _call(client, ("SCRIPT", "LOAD", table[name][1]))
+        return list(replies)
 
     async def drive(self, op: Op[T]) -> T:
         """Run a core operation to its end, awaiting each request. A request that meets a

@@ -1,7 +1,8 @@
 """What an operation asks a driver for, and how a driver steps it.
 
 An operation is a generator (:data:`Op`): it yields a :class:`Script` (EVALSHA of one of the
-package's Lua scripts) or a :class:`Command` (one plain Redis command), receives the reply,
+package's Lua scripts), a :class:`Command` (one plain Redis command) or a :class:`Pipeline` of
+read-only ones (one round trip), receives the reply,
 and returns its result; :func:`advance` steps it. :data:`QUEUED` is the reply of a write
 queued in a transaction or journaled while Redis is unreachable.
 """
@@ -43,7 +44,15 @@ class Command:
     args: tuple[Any, ...]
 
 
-Request: TypeAlias = Script | Command
+@dataclass(frozen=True, slots=True)
+class Pipeline:
+    """A request: several read-only requests sent together, their replies read in one round
+    trip. The reply is the list of their replies, an error reply standing as its exception."""
+
+    requests: tuple[Script | Command, ...]
+
+
+Request: TypeAlias = Script | Command | Pipeline
 Op: TypeAlias = Generator[Request, Any, T]
 
 

@@ -65,15 +65,20 @@ local function applied_before(hash, op_id)
   if not found then
     return false
   end
-  local entry = cjson.decode(found)
-  local last = tonumber(entry[1])
-  if last < tonumber(seq) then
+  local last, reply = string.match(found, '^(%d+) (%d+)$')  -- push.lua's form: seq and length
+  if last then
+    reply = tonumber(reply)
+  else
+    local entry = cjson.decode(found)
+    last, reply = entry[1], unpack_reply(entry[2])
+  end
+  if tonumber(last) < tonumber(seq) then
     return false
   end
-  if last > tonumber(seq) then
+  if tonumber(last) > tonumber(seq) then
     return true, fail('RMSTALEOP', 'a later write of the same writer was applied already')
   end
-  return true, unpack_reply(entry[2])
+  return true, reply
 end
 
 local function remember_applied(hash, op_id, reply)

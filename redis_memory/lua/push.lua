@@ -15,40 +15,44 @@ if ARGV[2] ~= '' then
   writer, seq = string.match(ARGV[2], '^(.*):(%d+)$')
   local first = redis.call('HGET', oplog, writer)
   if first then
-    local entry = cjson.decode(first)
-    if tonumber(entry[1]) == tonumber(seq) then
-      return tonumber(entry[2].n)  -- a resend: its first reply's length (the copy is read again)
-    elseif tonumber(entry[1]) > tonumber(seq) then
+    local last, reply = string.match(first, '^(%d+) (%d+)$')  -- as this script writes it
+    if not last then
+      local entry = cjson.decode(first)  -- as remember_applied() in lib.lua writes it
+      last, reply = entry[1], type(entry[2]) == 'table' and entry[2].n or nil
+    end
+    if tonumber(last) == tonumber(seq) then
+      return tonumber(reply)  -- a resend: its first reply's length (a copy sent is read again)
+    elseif tonumber(last) > tonumber(seq) then
       return redis.error_reply('RMSTALEOP a later write of the same writer was applied already')
     end
   end
 end
 local name = string.sub(ARGV[4], 7)
-local found = {redis.call('HGET', KEYS[1], ARGV[4]), redis.call('HGET', KEYS[1], '_search:' .. name)}
+local found = redis.call('HMGET', KEYS[1], ARGV[4], '_search:' .. name)
 if found[1] ~= 'list' then
   return redis.error_reply('RMKIND the attribute was deleted or replaced by another writer')
 end
 if found[2] then
   return redis.error_reply('RMFULL the list is searchable: use op:push')
 end
+local length
 for i = 7, #ARGV, 1000 do
-  redis.call('RPUSH', KEYS[2], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+  length = redis.call('RPUSH', KEYS[2], unpack(ARGV, i, math.min(i + 999, #ARGV)))
 end
 local bound, known = string.match(ARGV[5], '^(%d+) ?(.*)$')
 bound = tonumber(bound)
 local state, dropped = nil, 0
-if bound > 0 then
-  dropped = redis.call('LLEN', KEYS[2]) - bound
-  if dropped > 0 then
-    redis.call('LTRIM', KEYS[2], -bound, -1)
-  end
+if bound > 0 and length > bound then
+  dropped = length - bound
+  redis.call('LTRIM', KEYS[2], -bound, -1)
 end
+-- A read of the key, after our writes to it: it keeps the key tracked for our mirror.
+length = redis.call('LLEN', KEYS[2])
 if dropped > 0 or known ~= '' then
   state = redis.call('HGET', oplog, '#' .. name) or '0 0'
 end
 local version, head = string.match(state or '0 0', '^(%d+) (%d+)$')
 head = tonumber(head)
-local length = redis.call('LLEN', KEYS[2])
 local now = redis.call('TIME')  -- when the list last changed (assigned_now() in lib.lua)
 local changed = string.format('%d', tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000))
 local fields = {'@' .. name, changed}
@@ -57,7 +61,7 @@ if dropped > 0 then
   fields[3], fields[4] = '#' .. name, version .. ' ' .. string.format('%d', head)
 end
 if ARGV[2] ~= '' then
-  redis.call('HSET', oplog, writer, cjson.encode({seq, {n = string.format('%.17g', length)}}), unpack(fields))
+  redis.call('HSET', oplog, writer, seq .. ' ' .. string.format('%d', length), unpack(fields))
   redis.call('HPEXPIRE', oplog, 3600000, 'FIELDS', 1, writer)
 else
   redis.call('HSET', oplog, unpack(fields))
