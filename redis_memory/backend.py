@@ -389,6 +389,10 @@ class Backend(JournalReplay, Core):
             self._outage = None
             self.stats.counts["reconnects"] += 1
 
+    def fetch(self, spaces: Sequence[KeySpace], names: Sequence[str]) -> list[dict[str, Any]]:
+        """See :meth:`Core.g_fetch`."""
+        return self.drive(self.g_fetch(spaces, names))
+
     def execute(self, *args: Any) -> Any:
         """Run one raw command (for the library's own modules; users never need it)."""
         return self.drive(_command(args))

@@ -30,6 +30,11 @@ POOL_OPTIONS: dict[str, Any] = {
 }
 
 
+def cluster_wanted() -> bool:
+    """Whether a URL names a Redis Cluster when ``cluster=`` is not given: ``$REDIS_CLUSTER`` is ``1``."""
+    return os.environ.get("REDIS_CLUSTER", "").strip().lower() in ("1", "true", "yes")
+
+
 def timeouts() -> dict[str, float]:
     """The connect and reply timeouts (seconds) of the connections the library opens; the
     asyncio clients use them too, so a reply slower than ``socket_timeout`` is a lost

@@ -13,9 +13,11 @@ import weakref
 from typing import Any
 
 import redis
+import redis.cluster
 
 from redis_memory.backend import Backend
-from redis_memory.config import POOL_OPTIONS, reachable, server_identity, target, url_identity
+from redis_memory.cluster import ClusterBackend
+from redis_memory.config import POOL_OPTIONS, cluster_wanted, reachable, server_identity, target, url_identity
 from redis_memory.counters import Stats
 from redis_memory.observer import Observed
 from redis_memory.proxies.list import list_proxy
@@ -24,6 +26,8 @@ from redis_memory.proxies.set import RedisSet
 _FACTORIES: dict[str, Any] = {"list": list_proxy, "set": RedisSet}
 _lock = threading.Lock()
 _by_url: dict[str, Backend] = {}
+_clusters: dict[str, ClusterBackend] = {}
+_cluster_clients: weakref.WeakKeyDictionary[redis.cluster.RedisCluster, ClusterBackend] = weakref.WeakKeyDictionary()
 _by_client: weakref.WeakKeyDictionary[redis.Redis, Backend] = weakref.WeakKeyDictionary()
 
 
@@ -31,9 +35,23 @@ _counted: weakref.WeakSet[Observed] = weakref.WeakSet()  # the asyncio API's bac
 
 
 def backend_for(
-    *, url: str | None = None, client: redis.Redis | None = None, host: str | None = None, port: int | None = None
-) -> Backend:
-    """The shared backend for these connection settings (created on first use)."""
+    *,
+    url: str | None = None,
+    client: redis.Redis | redis.cluster.RedisCluster | None = None,
+    host: str | None = None,
+    port: int | None = None,
+    cluster: bool | None = None,
+) -> Any:
+    """The shared backend for these connection settings (created on first use): a
+    :class:`Backend`, or a :class:`~redis_memory.cluster.ClusterBackend` for a
+    ``redis.cluster.RedisCluster`` client, or a URL with ``cluster=True`` (default:
+    ``$REDIS_CLUSTER`` is ``1``, or the URL was opened as a cluster before in this process)."""
+    if isinstance(client, redis.cluster.RedisCluster):
+        return _cluster_for_client(client)
+    if client is None:
+        wanted = cluster if cluster is not None else (cluster_wanted() or target(url, host, port) in _clusters)
+        if wanted:  # (a URL opened as a cluster in this process stays one: queries find it too)
+            return _cluster_for_url(target(url, host, port))
     if client is not None:
         with _lock:
             found = _by_client.get(client)
@@ -50,6 +68,30 @@ def backend_for(
         if found is None:
             pool_factory = lambda: redis.ConnectionPool.from_url(reachable(resolved), **POOL_OPTIONS)  # noqa: E731
             found = _by_url[resolved] = Backend(pool_factory, resolved, _FACTORIES, server_id=url_identity(resolved))
+        return found
+
+
+def _cluster_for_url(resolved: str) -> ClusterBackend:
+    with _lock:
+        found = _clusters.get(resolved)
+        if found is None:
+            options = {**redis.connection.parse_url(resolved), **POOL_OPTIONS}  # type: ignore[no-untyped-call]
+            options.pop("db", None)
+            factory = lambda: redis.cluster.RedisCluster.from_url(resolved)  # noqa: E731
+            found = _clusters[resolved] = ClusterBackend(factory, resolved, options, _FACTORIES)
+        return found
+
+
+def _cluster_for_client(client: redis.cluster.RedisCluster) -> ClusterBackend:
+    with _lock:
+        found = _cluster_clients.get(client)
+        if found is None:
+            options = {**client.nodes_manager.connection_kwargs, **POOL_OPTIONS}
+            for name in ("host", "port", "db", "retry", "cache", "cache_config", "decode_responses", "encoding"):
+                options.pop(name, None)
+            options.update(POOL_OPTIONS)
+            found = _cluster_clients[client] = ClusterBackend(lambda: client, repr(client), options, _FACTORIES)
+            weakref.finalize(client, found.close)
         return found
 
 
@@ -76,6 +118,8 @@ def stats() -> dict[str, dict[str, Any]]:
     one entry: counts added, latencies combined."""
     with _lock:
         backends: list[Observed] = [*_by_url.values(), *_by_client.values(), *_counted]
+        for routed in [*_clusters.values(), *_cluster_clients.values()]:
+            backends.extend(routed.backends())
     merged: dict[str, tuple[Stats, int]] = {}
     for backend in backends:
         total, depth = merged.get(backend.label, (Stats(), 0))
@@ -86,8 +130,10 @@ def stats() -> dict[str, dict[str, Any]]:
 def reset() -> None:
     """Close every shared backend of this process (tests and long-lived apps switching servers)."""
     with _lock:
-        backends = [*_by_url.values(), *_by_client.values()]
+        backends: list[Any] = [*_by_url.values(), *_by_client.values(), *_clusters.values(), *_cluster_clients.values()]
         _by_url.clear()
         _by_client.clear()
+        _clusters.clear()
+        _cluster_clients.clear()
     for backend in backends:
         backend.close()

@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
 import redis
+import redis.cluster
 
 from redis_memory import codec, schema
 from redis_memory.backend import Backend
@@ -139,7 +140,8 @@ class Memory:
         memory_id: str | int | uuid.UUID = DEFAULT_ID,
         *,
         url: str | None = None,
-        client: redis.Redis | None = None,
+        client: redis.Redis | redis.cluster.RedisCluster | None = None,
+        cluster: bool | None = None,
         prefix: str | None = None,
         redis_hostname: str | None = None,
         redis_port: int | None = None,
@@ -169,6 +171,9 @@ class Memory:
         seconds) expires every key of the object together, ``ttl`` after the last write this
         process makes through it (sliding). ``bounds={"messages": 50}`` keeps only the last 50
         elements of that list attribute, trimmed by the same script that appends.
+        ``cluster=True`` (default: ``$REDIS_CLUSTER`` is ``1``), or a
+        ``client=redis.cluster.RedisCluster(...)``: the server is a Redis Cluster, and each
+        object's operations go to the primary holding its slot (docs/cluster.md).
         ``offline="journal"`` (the default): while Redis cannot be reached, writes go to the
         durable offline journal and are replayed when it returns (docs/reliability.md);
         ``offline="raise"``: they raise :class:`~redis_memory.errors.RedisConnectionError`.
@@ -177,7 +182,7 @@ class Memory:
         space = KeySpace(resolve_prefix(chosen), normalize_id(memory_id))
         host = _either("redis_hostname", redis_hostname, "dragonflydb_hostname", dragonflydb_hostname)
         port = _either("redis_port", redis_port, "dragonflydb_port", dragonflydb_port)
-        backend = backend_for(url=url, client=client, host=host, port=port)
+        backend = backend_for(url=url, client=client, host=host, port=port, cluster=cluster)
         object.__setattr__(self, "_space", space)
         object.__setattr__(self, "_backend", backend)
         object.__setattr__(self, "_cache", cache)
@@ -319,8 +324,7 @@ class Memory:
         spaces = list(dict.fromkeys(KeySpace(resolve_prefix(prefix), normalize_id(found)) for found in ids))
         if not spaces or not names:
             return {space.object_id: {} for space in spaces}
-        backend = backend_for(url=url, client=client)
-        rows = backend.drive(backend.g_fetch(spaces, names))
+        rows = backend_for(url=url, client=client).fetch(spaces, names)
         return {space.object_id: row for space, row in zip(spaces, rows, strict=True)}
 
     def to_dict(self) -> dict[str, Any]:
@@ -366,7 +370,8 @@ class ConversationMemory(Memory):
         redis_prefix: str | None = None,
         *,
         url: str | None = None,
-        client: redis.Redis | None = None,
+        client: redis.Redis | redis.cluster.RedisCluster | None = None,
+        cluster: bool | None = None,
         prefix: str | None = None,
         db_prefix: str | None = None,
         dragonflydb_hostname: str | None = None,
@@ -397,6 +402,7 @@ class ConversationMemory(Memory):
             conversation_id,
             url=url,
             client=client,
+            cluster=cluster,
             prefix=prefix,
             redis_hostname=redis_hostname,
             redis_port=redis_port,

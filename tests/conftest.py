@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from redis_memory import ConversationMemory, connections
+from tests.cluster import ClusterProcesses
 from tests.servers import RedisProcess
 
 SERVER_KINDS = ["modules", "plain"]
@@ -75,3 +76,28 @@ def memory(server: RedisProcess, prefix: str) -> MemoryFactory:
         return ConversationMemory(conversation_id, url=server.url, prefix=prefix, cache=cache)  # type: ignore[arg-type]
 
     return factory
+
+
+@pytest.fixture(scope="session")
+def clusters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, ClusterProcesses]]:
+    """Real Redis Clusters (3 primaries, each with a replica), with the modules and without,
+    started on first use and kept for the session."""
+    base = Path(tmp_path_factory.mktemp("cluster"))
+    started: dict[str, ClusterProcesses] = {}
+
+    class Lazy(dict[str, ClusterProcesses]):
+        def __missing__(self, kind: str) -> ClusterProcesses:
+            started[kind] = ClusterProcesses(base / kind, modules=kind == "modules").start()
+            self[kind] = started[kind]
+            return started[kind]
+
+    yield Lazy()
+    connections.reset()
+    for cluster in started.values():
+        cluster.stop()
+
+
+@pytest.fixture(params=SERVER_KINDS)
+def cluster(request: pytest.FixtureRequest, clusters: dict[str, ClusterProcesses]) -> ClusterProcesses:
+    """Each test that takes ``cluster`` runs on a cluster with the modules and on one without."""
+    return clusters[request.param]

@@ -109,3 +109,23 @@ def test_random_interleavings_never_serve_a_stale_or_wrong_list(
         dir(reader)
         trace.append((readers.index(actor), round(move, 2), readers.index(reader)))
         assert list(reader.messages) == list(truth.messages), (seed, trace)
+
+
+@pytest.mark.parametrize("where", [0, -1])
+def test_a_change_made_outside_the_library_at_either_end_sends_the_whole_list_again(
+    memory: MemoryFactory, raw: redis.Redis, where: int
+) -> None:
+    mine, theirs = memory("c1", separate=True), memory("c1", separate=True)
+    theirs.messages = [{"n": n} for n in range(50)]
+    assert len(mine.messages) == 50  # read: mine holds an updatable copy
+    raw.lset(f"{mine._space.prefix}{{c1}}:messages", where, '{"n":"changed"}')  # not through the library
+    dir(mine)
+    assert mine.messages[where] == {"n": "changed"}
+    raw.lset(f"{mine._space.prefix}{{c1}}:messages", where, '{"n":"again"}')
+    dir(mine)
+    held = mine.messages
+    raw.lset(f"{mine._space.prefix}{{c1}}:messages", where, '{"n":"third"}')
+    held.append({"n": 50})  # an append through the copy: not brought up to date from it either
+    dir(mine)
+    assert mine.messages[where] == ({"n": "third"} if where == 0 else {"n": 50})
+    assert len(mine.messages) == 51

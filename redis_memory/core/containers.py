@@ -62,7 +62,7 @@ class CollectionOps:
         again. Returns it, or None (and it is dropped) when Redis could not bring it up to date."""
         length, state, delta = int(reply[0]), text(reply[1]), text(reply[2]) == "1"
         current = self._mirrors.get(key) or self._mirrors.retired.get(key)
-        if not delta or copy is None or current is not copy or copy.known_copy() != known:
+        if not delta or copy is None or current is not copy or not copy.same_copy(known):
             self._mirrors.pop(key, None)
             self._mirrors.retired.pop(key, None)
             return None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections import OrderedDict
 from collections.abc import Callable
@@ -31,14 +33,31 @@ class Mirror:
     deadline: float = math.inf  # time.monotonic() by which the key may have expired
     state: str | None = None  # a list's 'version head' on the server when value was its copy
 
+    def updatable(self) -> bool:
+        """Whether this is a list copy Redis can bring up to date by sending only what changed."""
+        return (
+            self.state is not None
+            and not self.state.startswith("0 ")
+            and isinstance(self.value, list)
+            and self.intact()
+        )
+
     def known_copy(self) -> str:
-        """``'version head length'`` of a list copy Redis can bring up to date by sending only
-        what changed (see ``list_state`` in ``lua/lib.lua``), or ``''``."""
-        if self.state is None or self.state.startswith("0 ") or not isinstance(self.value, list):
+        """``'version head length first last'`` of an updatable list copy (``''`` otherwise):
+        its server state (``list_state`` in ``lua/lib.lua``), its length, and the SHA-1 of
+        its first and last elements' stored text, which the scripts compare with the list's,
+        so a change made outside this library at either end is noticed too."""
+        if not self.updatable():
             return ""
-        if not self.intact():
-            return ""
-        return f"{self.state} {len(self.value)}"
+        items = self.value
+        if not items:
+            return f"{self.state} 0 - -"
+        first, last = (_digest(item) for item in (items[0], items[-1]))
+        return f"{self.state} {len(items)} {first} {last}"
+
+    def same_copy(self, known: str) -> bool:
+        """Whether this copy is still the one ``known`` (from :meth:`known_copy`) described."""
+        return self.updatable() and f"{self.state} {len(self.value)}" == " ".join(known.split()[:3])
 
     def seal(self) -> Mirror:
         """Record the value's shape after a change this library made (see :func:`_shape`)."""
@@ -48,6 +67,12 @@ class Mirror:
     def intact(self) -> bool:
         """False when the list or set was changed behind the library's back (see :func:`_shape`)."""
         return _shape(self.value) == self.shape
+
+
+def _digest(element: Any) -> str:
+    """SHA-1 of a list element's stored text (as ``codec.encode_element`` writes it)."""
+    text = json.dumps(element, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _shape(items: Any) -> tuple[int, int, int]:
@@ -117,7 +142,7 @@ class MirrorTable(OrderedDict[str, Mirror]):
     def copy_for(self, key: str) -> Mirror | None:
         """The mirror (valid, else retired) of list ``key`` whose copy Redis can update."""
         mirror = self.get(key) or self.retired.get(key)
-        return mirror if mirror is not None and mirror.known_copy() else None
+        return mirror if mirror is not None and mirror.updatable() else None
 
     def forget_all(self) -> None:
         """Drop every mirror, retired ones included."""

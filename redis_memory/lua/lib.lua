@@ -124,11 +124,12 @@ local function list_dropped(hash, name, count)
   end
 end
 
--- The caller's copy, 'version head length' (or ''), against the list at `key` now: the
+-- The caller's copy, 'version head length first last' (or ''; first and last: SHA-1 of its end
+-- elements' text), against the list at `key` now: the
 -- Redis index of the first element the copy lacks, or nil when the copy is not a prefix of
 -- the list any more (another change than appending or dropping from the front).
 local function delta_from(hash, name, key, known)
-  local version, head, length = string.match(known or '', '^(%d+) (%d+) (%d+)$')
+  local version, head, length, first, last = string.match(known or '', '^(%d+) (%d+) (%d+) (%S+) (%S+)$')
   if not version then
     return nil
   end
@@ -138,6 +139,14 @@ local function delta_from(hash, name, key, known)
   end
   local from = tonumber(head) + tonumber(length) - now_head
   if from < 0 or from > redis.call('LLEN', key) then
+    return nil
+  end
+  -- The copy's last element, and its first while nothing left the front, must still be the
+  -- list's: a change made outside this library (LSET, LPUSH...) does not move the version.
+  if from > 0 and redis.sha1hex(redis.call('LINDEX', key, from - 1) or '') ~= last then
+    return nil
+  end
+  if now_head == tonumber(head) and tonumber(length) > 0 and redis.sha1hex(redis.call('LINDEX', key, 0) or '') ~= first then
     return nil
   end
   return from
@@ -252,7 +261,7 @@ local function trim_to(key, bound)
   return 0
 end
 
--- A push's reply to a caller that sent its copy ('version head length', see list_state):
+-- A push's reply to a caller that sent its copy ('version head length first last', see delta_from):
 -- {length, state, '1', the elements other writers appended between the copy's end and this
 -- push's own}, or {length, state, '0'} when the copy is not a prefix of the list any more.
 local function push_reply(hash, name, key, known, length, pushed)

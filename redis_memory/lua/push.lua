@@ -4,8 +4,8 @@
 -- (transactions and objects with a ttl use it) and tests/test_lua.py checks the two agree.
 -- KEYS[1] object hash, KEYS[2] the list; ARGV[1] expiry (always 0 here), ARGV[2] operation id
 -- (see applied_before() in lib.lua), ARGV[3] '' (made online), ARGV[4] kind field, ARGV[5]
--- bound (0: none) and, when the caller holds a copy, ' version head length' (list_state in
--- lib.lua), ARGV[6] search fields (always '' here), ARGV[7..] the elements.
+-- bound (0: none) and, when the caller holds a copy, ' version head length first last'
+-- (delta_from in lib.lua), ARGV[6] search fields (always '' here), ARGV[7..] the elements.
 -- Reply: as ops/push.lua. A searchable list (see lib.lua) is refused with RMFULL before
 -- anything is written: the caller sends op:push instead.
 local brace = string.find(KEYS[1], '{', 1, true)
@@ -71,10 +71,14 @@ if known == '' then
 end
 -- The caller's copy against the list now (delta_from and push_reply in lib.lua).
 local reply = {length, version .. ' ' .. string.format('%d', head), '0'}
-local known_version, known_head, known_length = string.match(known, '^(%d+) (%d+) (%d+)$')
+local known_version, known_head, known_length, first, last = string.match(known, '^(%d+) (%d+) (%d+) (%S+) (%S+)$')
 if known_version == version and head >= tonumber(known_head) then
   local from, own = tonumber(known_head) + tonumber(known_length) - head, length - (#ARGV - 6)
-  if from >= 0 and own >= 0 and from <= own then
+  local ends_hold = from <= 0 or redis.sha1hex(redis.call('LINDEX', KEYS[2], from - 1) or '') == last
+  if ends_hold and head == tonumber(known_head) and tonumber(known_length) > 0 then
+    ends_hold = redis.sha1hex(redis.call('LINDEX', KEYS[2], 0) or '') == first
+  end
+  if ends_hold and from >= 0 and own >= 0 and from <= own then
     reply[3] = '1'
     if from < own then
       for _, raw in ipairs(redis.call('LRANGE', KEYS[2], from, own - 1)) do

@@ -1,6 +1,6 @@
 -- Append to a list attribute (the hot path of mem.messages.append()).
 -- a: kind field, bound (keep the last N elements after appending; 0: none) followed, when
--- the caller holds a copy of the list, by ' version head length' (see list_state in lib.lua),
+-- the caller holds a copy of the list, by ' version head length first last' (delta_from in lib.lua),
 -- the fields to copy for message search ('' : none asked; see lib.lua), the elements.
 -- Reply: the new length (LLEN); with a copy, push_reply's {length, state, delta flag, ...}.
 OPS.push = {

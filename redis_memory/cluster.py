@@ -1,0 +1,231 @@
+"""The sync driver on Redis Cluster: each object's operations on the primary holding its slot.
+
+Every key of one memory object shares a hash tag (``{<id>}``), so all of an object's keys live
+in one slot, on one primary: each operation (its script, transaction, expiry, mirror,
+``wait_for_new``) runs unchanged on a :class:`~redis_memory.backend.Backend` of that primary,
+one per primary, each with its own tracked connection and its own script cache.
+:class:`ClusterBackend` keeps the slot map (redis-py's ``RedisCluster`` topology) and routes
+by the object's hash key. A ``MOVED`` or ``ASK`` reply (the slot moved: resharding, a
+failover) or a lost primary refreshes the map and sends the operation again to the slot's
+new primary (a write keeps its operation id, so it is applied once); a per-object setting
+(``ttl=``, bounds, validators, ``offline=``) follows the object to whichever primary serves it.
+
+Limits (docs/cluster.md): the offline journal is not used on a cluster (a write that cannot
+reach the slot's primary within ``REDIS_MEMORY_RETRY_FOR`` raises ``RedisConnectionError``);
+queries across objects (``find``, ``count``, ``ids``, ``cleanup``, message search) are not
+available yet and raise :class:`~redis_memory.errors.ServerError` saying so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis
+import redis.cluster
+
+from redis_memory.backend import Backend
+from redis_memory.core.mirror import ProxyFactory
+from redis_memory.counters import Stats
+from redis_memory.errors import RedisConnectionError, ServerError
+from redis_memory.keys import KeySpace
+from redis_memory.redaction import redact
+
+# The Backend methods that act on one object: their first argument is its KeySpace.
+ROUTED = frozenset(
+    {
+        "assign", "bound", "check_edit", "clear_all", "compare_and_set", "configure", "delete", "doc_ops",
+        "incr", "list_op", "names", "push", "read", "set_op", "snapshot", "transaction", "validate_element",
+        "wait_list", "known", "forget_known",
+    }
+)  # fmt: skip
+_KEYED = frozenset({"SISMEMBER", "SMISMEMBER", "LLEN", "LRANGE", "HGET", "HMGET", "EXISTS", "TYPE", "PTTL"})
+_MOVES = ("MOVED", "ASK", "TRYAGAIN", "CLUSTERDOWN")
+_MOVED_ERRORS = (
+    redis.exceptions.MovedError,
+    redis.exceptions.AskError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.ClusterDownError,
+)
+_ATTEMPTS = 5
+
+
+def _moved(exc: BaseException) -> bool:
+    """Whether a reply says the slot is served elsewhere (or not served for a moment)."""
+    cause = exc.__cause__
+    return isinstance(cause, _MOVED_ERRORS) or (isinstance(exc, ServerError) and str(exc).startswith(_MOVES))
+
+
+class ClusterBackend:
+    """One :class:`Backend` per primary of a Redis Cluster, chosen by each object's slot."""
+
+    def __init__(
+        self,
+        cluster_factory: Callable[[], redis.cluster.RedisCluster],
+        label: str,
+        connection_options: dict[str, Any],
+        factories: dict[str, ProxyFactory] | None = None,
+    ) -> None:
+        """Prepare; nothing connects until the first operation. ``cluster_factory`` makes the
+        redis-py cluster client whose topology is used; ``connection_options`` are the
+        keyword arguments of each primary's connection pool (credentials, TLS, timeouts)."""
+        self.label = redact(label, mask="***")
+        self._cluster_factory = cluster_factory
+        self._cluster: redis.cluster.RedisCluster | None = None
+        self._options = connection_options
+        # The containers a node hands out write through this router, not through the node, so
+        # a list held across a failover follows its slot to the new primary.
+        self._factories = {kind: self._bound(make) for kind, make in (factories or {}).items()}
+        self._nodes: dict[tuple[str, int], Backend] = {}
+        self._settings: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {}  # hash key -> configure()
+        self._configured: dict[tuple[str, int], set[str]] = {}
+        self._raise_offline: set[str] = set()
+        self._lock = threading.RLock()
+        self.backlog = 0  # no offline journal on a cluster
+        self.journal = None
+
+    def _bound(self, make: ProxyFactory) -> ProxyFactory:
+        """A proxy factory whose containers write through this router."""
+        return lambda core, space, name, items: make(self, space, name, items)
+
+    # -- topology -----------------------------------------------------------------------------
+
+    def _topology(self) -> redis.cluster.RedisCluster:
+        with self._lock:
+            if self._cluster is None:
+                try:
+                    self._cluster = self._cluster_factory()
+                except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
+                    raise RedisConnectionError(f"cannot reach the Redis Cluster at {self.label}: {exc}") from exc
+                except redis.exceptions.RedisClusterException as exc:
+                    raise ServerError(f"not a usable Redis Cluster at {self.label}: {exc}") from exc
+            return self._cluster
+
+    def refresh(self) -> None:
+        """Read the slot map again (after a MOVED reply, or a primary that stopped answering)."""
+        cluster = self._topology()
+        with self._lock, contextlib.suppress(redis.exceptions.RedisError, OSError):
+            cluster.nodes_manager.initialize()  # on failure the old map stays until a node answers
+
+    def node_for(self, space: KeySpace) -> Backend:
+        """The backend of the primary that holds ``space``'s slot (configured for it)."""
+        return self._node_for_key(space.hash_key, space)
+
+    def _node_for_key(self, key: str, space: KeySpace | None = None) -> Backend:
+        cluster = self._topology()
+        node = cluster.nodes_manager.get_node_from_slot(cluster.keyslot(key))  # type: ignore[no-untyped-call]
+        address = (str(node.host), int(node.port))
+        with self._lock:
+            backend = self._nodes.get(address)
+            if backend is None:
+                backend = self._nodes[address] = self._node_backend(*address)
+            if space is not None and space.hash_key in self._settings:
+                done = self._configured.setdefault(address, set())
+                if space.hash_key not in done:
+                    args, kwargs = self._settings[space.hash_key]
+                    backend.configure(space, *args, **kwargs)
+                    done.add(space.hash_key)
+        return backend
+
+    def _node_backend(self, host: str, port: int) -> Backend:
+        options = {**self._options, "host": host, "port": port}
+        backend = Backend(
+            lambda: redis.ConnectionPool(**options),
+            f"{self.label} ({host}:{port})",
+            self._factories,
+            server_id=f"{host}:{port}/0",
+        )
+        backend.journal = None  # no journal on a cluster: see the module docstring
+        return backend
+
+    def backends(self) -> list[Backend]:
+        """The primaries' backends made so far."""
+        with self._lock:
+            return list(self._nodes.values())
+
+    # -- routing ----------------------------------------------------------------------------------
+
+    def _routed(self, name: str, space: KeySpace, *args: Any, **kwargs: Any) -> Any:
+        for attempt in range(_ATTEMPTS):
+            backend = self.node_for(space)
+            try:
+                return getattr(backend, name)(space, *args, **kwargs)
+            except ServerError as exc:
+                if not _moved(exc) or attempt == _ATTEMPTS - 1:
+                    raise
+            except RedisConnectionError:
+                if attempt == _ATTEMPTS - 1:
+                    raise
+            self.refresh()  # the slot moved, or its primary is gone: ask the cluster again
+            time.sleep(0.05 * attempt)
+        raise AssertionError("unreachable")
+
+    def configure(self, space: KeySpace, *args: Any, **kwargs: Any) -> None:
+        """:meth:`Backend.configure`, remembered so it follows the object to another primary."""
+        with self._lock:
+            self._settings[space.hash_key] = (args, kwargs)
+            for done in self._configured.values():
+                done.discard(space.hash_key)
+            if kwargs.get("offline") == "raise":
+                self._raise_offline.add(space.hash_key)
+        self.node_for(space)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ROUTED:
+            return lambda space, *args, **kwargs: self._routed(name, space, *args, **kwargs)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def execute(self, *args: Any) -> Any:
+        """A raw command on one key (routed by it); cross-object queries are not available yet."""
+        if len(args) > 1 and str(args[0]).upper() in _KEYED:
+            return self._node_for_key(str(args[1])).execute(*args)
+        raise ServerError(
+            f"{args[0]} across objects is not available on Redis Cluster yet: find(), count(), ids(),"
+            " cleanup() and message search need one server (docs/cluster.md)"
+        )
+
+    def execute_many(self, commands: Any) -> list[Any]:
+        """Not available on a cluster (see :meth:`execute`)."""
+        return [self.execute(*command) for command in commands]
+
+    def drive(self, op: Any) -> Any:
+        """Not available on a cluster: operations across objects route per object instead."""
+        raise ServerError("this operation spans objects and is not available on Redis Cluster yet")
+
+    def fetch(self, spaces: list[KeySpace], names: list[str]) -> list[dict[str, Any]]:
+        """:meth:`Core.g_fetch` per primary (two pipelined round trips to each), merged in order."""
+        groups: dict[int, list[int]] = {}
+        backends: dict[int, Backend] = {}
+        for index, space in enumerate(spaces):
+            backend = self.node_for(space)
+            groups.setdefault(id(backend), []).append(index)
+            backends[id(backend)] = backend
+        rows: list[dict[str, Any]] = [{} for _ in spaces]
+        for key, indexes in groups.items():
+            backend = backends[key]
+            part = backend.drive(backend.g_fetch([spaces[i] for i in indexes], names))
+            for index, row in zip(indexes, part, strict=True):
+                rows[index] = row
+        return rows
+
+    @property
+    def stats(self) -> Stats:
+        """Every primary's counts, added."""
+        total = Stats()
+        for backend in self.backends():
+            total.add(backend.stats)
+        return total
+
+    def close(self) -> None:
+        """Close every connection; the next operation reconnects."""
+        with self._lock:
+            nodes, self._nodes = list(self._nodes.values()), {}
+            self._configured.clear()
+            cluster, self._cluster = self._cluster, None
+        for backend in nodes:
+            backend.close()
+        if cluster is not None:
+            cluster.close()

@@ -1,0 +1,162 @@
+"""Redis Cluster (issue 12): a real 3-primary cluster with replicas, with and without modules.
+Every object's keys share a slot, so its operations run unchanged on the primary that holds
+it; these tests run the seed's flows, transactions, expiry, mirrors, wait_for_new and
+concurrent writers there, through ``client=RedisCluster``, ``cluster=True`` and
+``REDIS_CLUSTER=1``, and across a primary failover."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import redis
+import redis.cluster
+
+from redis_memory import ConversationMemory, Memory, ServerError, connections
+from tests.cluster import ClusterProcesses
+
+
+def open_memory(cluster: ClusterProcesses, conversation_id: str, prefix: str, **options: object) -> ConversationMemory:
+    return ConversationMemory(conversation_id, url=cluster.url, cluster=True, prefix=prefix, **options)  # type: ignore[arg-type]
+
+
+def test_the_seed_flow_on_a_cluster_spreads_conversations_over_the_primaries(
+    cluster: ClusterProcesses, prefix: str
+) -> None:
+    ids = [f"c{n}" for n in range(12)]
+    for conversation_id in ids:
+        mem = open_memory(cluster, conversation_id, prefix)
+        mem.messages = [{"role": "user", "content": f"Hi from {conversation_id}"}]
+        mem.messages.append({"role": "assistant", "content": "Hello!"})
+        mem.context = {"topic": "billing"}
+        mem.context["priority"] = "high"
+        mem.state = "active"
+        mem.incr("turns")
+        mem.tags = {"vip"}
+        mem.tags.add("new")
+    raw = cluster.client()
+    owners = {raw.nodes_manager.get_node_from_slot(raw.keyslot(f"{prefix}{{{i}}}")).port for i in ids}
+    assert len(owners) == 3  # twelve conversations land on every primary
+    for conversation_id in ids:
+        client = redis.cluster.RedisCluster.from_url(cluster.url)
+        other = ConversationMemory(conversation_id, client=client, prefix=prefix)
+        assert other.messages == [
+            {"role": "user", "content": f"Hi from {conversation_id}"},
+            {"role": "assistant", "content": "Hello!"},
+        ]
+        assert other.context == {"topic": "billing", "priority": "high"}
+        assert (other.state, other.turns, other.tags) == ("active", 1, {"vip", "new"})
+        assert other.to_dict()["turns"] == 1
+    raw.close()
+
+
+def test_a_write_on_one_backend_invalidates_the_mirror_of_another(cluster: ClusterProcesses, prefix: str) -> None:
+    mine = open_memory(cluster, "mirrored", prefix)
+    theirs = ConversationMemory("mirrored", client=cluster.client(), prefix=prefix)
+    mine.messages = [1]
+    assert theirs.messages == [1]
+    held = theirs.messages
+    mine.messages.append(2)
+    dir(theirs)  # a round trip on the same primary: the invalidation has arrived
+    assert theirs.messages == [1, 2] and held == [1]
+    held.append(3)  # through a stale copy: brought up to date in the same round trip
+    dir(mine)
+    assert held == [1, 2, 3] and mine.messages == [1, 2, 3]
+
+
+def test_transactions_expiry_and_wait_for_new_on_a_cluster(cluster: ClusterProcesses, prefix: str) -> None:
+    mem = open_memory(cluster, "tx", prefix)
+    mem.messages = []
+    with mem.transaction():
+        mem.state = "active"
+        mem.messages.append({"n": 1})
+        mem.incr("total")
+    assert (mem.state, mem.messages, mem.total) == ("active", [{"n": 1}], 1)
+    short = open_memory(cluster, "short", prefix, ttl=1)
+    short.state = "x"
+    raw = cluster.client()
+    assert 0 < raw.pttl(f"{prefix}{{short}}") <= 1000
+    time.sleep(1.3)
+    assert not hasattr(open_memory(cluster, "short", prefix), "state")
+    waiter = open_memory(cluster, "tx", prefix)
+    got: list[object] = []
+    thread = threading.Thread(target=lambda: got.extend(waiter.messages.wait_for_new(after=1, timeout=10)))
+    thread.start()
+    time.sleep(0.3)
+    ConversationMemory("tx", client=cluster.client(), prefix=prefix).messages.append({"n": 2})
+    thread.join(15)
+    assert got == [{"n": 2}]
+    raw.close()
+
+
+def test_the_cluster_is_found_from_the_environment(
+    cluster: ClusterProcesses, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REDIS_URL", cluster.url)
+    monkeypatch.setenv("REDIS_CLUSTER", "1")
+    mem = ConversationMemory("env", prefix=prefix)
+    mem.state = "from the environment"
+    assert open_memory(cluster, "env", prefix).state == "from the environment"
+    assert Memory("plain-memory", prefix=prefix).to_dict() == {}
+
+
+WRITER = """
+import sys
+from redis_memory import ConversationMemory
+url, prefix, worker = sys.argv[1], sys.argv[2], int(sys.argv[3])
+mem = ConversationMemory("shared", url=url, cluster=True, prefix=prefix)
+for n in range(150):
+    mem.messages.append({"w": worker, "n": n})
+    mem.incr("total")
+"""
+
+
+def test_processes_appending_to_one_conversation_on_a_cluster_lose_nothing(
+    cluster: ClusterProcesses, prefix: str
+) -> None:
+    open_memory(cluster, "shared", prefix).messages = []
+    workers = [
+        subprocess.Popen([sys.executable, "-c", WRITER, cluster.url, prefix, str(worker)], stderr=subprocess.PIPE)
+        for worker in range(4)
+    ]
+    for worker in workers:
+        _, err = worker.communicate(timeout=120)
+        assert worker.returncode == 0, err.decode()
+    mem = open_memory(cluster, "shared", prefix)
+    assert mem.total == 600
+    for worker in range(4):
+        assert [m["n"] for m in mem.messages if m["w"] == worker] == list(range(150))
+
+
+def test_operations_follow_a_slot_to_its_new_primary_after_a_failover(cluster: ClusterProcesses, prefix: str) -> None:
+    mem = open_memory(cluster, "moving", prefix)
+    mem.messages = [{"n": 0}]
+    raw = cluster.client()
+    slot = raw.keyslot(f"{prefix}{{moving}}")
+    primary = raw.nodes_manager.get_node_from_slot(slot)
+    replica_port = int(cluster.node_client(primary.port).info("replication")["slave0"]["port"])
+    cluster.node_client(replica_port).execute_command("CLUSTER", "FAILOVER")  # a manual, lossless failover
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if cluster.node_client(replica_port).info("replication")["role"] == "master":
+            break
+        time.sleep(0.1)
+    mem.messages.append({"n": 1})  # MOVED from the old primary: the map is read again
+    mem.state = "moved"
+    assert open_memory(cluster, "moving", prefix).messages == [{"n": 0}, {"n": 1}]
+    assert ConversationMemory("moving", client=cluster.client(), prefix=prefix).state == "moved"
+    raw.close()
+
+
+def test_queries_across_objects_say_they_need_one_server(cluster: ClusterProcesses, prefix: str) -> None:
+    open_memory(cluster, "q", prefix).state = "active"
+    with pytest.raises(ServerError, match="Redis Cluster"):
+        ConversationMemory.find(state="active", url=cluster.url, prefix=prefix)  # type: ignore[call-arg]
+    rows = ConversationMemory.fetch(["q", "c0", "none"], ["state"], url=cluster.url, prefix=prefix)  # type: ignore[call-arg]
+    assert rows["q"] == {"state": "active"} and rows["none"] == {}
+    assert json.dumps(rows)
+    connections.reset()
