@@ -10,10 +10,12 @@ failover) or a lost primary refreshes the map and sends the operation again to t
 new primary (a write keeps its operation id, so it is applied once); a per-object setting
 (``ttl=``, bounds, validators, ``offline=``) follows the object to whichever primary serves it.
 
+Queries across objects (``find``, ``count``, ``ids``, ``cleanup``) run on every primary
+(:meth:`ClusterBackend.primaries`) and are merged by ``redis_memory.search.api``.
+
 Limits (docs/cluster.md): the offline journal is not used on a cluster (a write that cannot
 reach the slot's primary within ``REDIS_MEMORY_RETRY_FOR`` raises ``RedisConnectionError``);
-queries across objects (``find``, ``count``, ``ids``, ``cleanup``, message search) are not
-available yet and raise :class:`~redis_memory.errors.ServerError` saying so.
+``find_raw`` and message search raise :class:`~redis_memory.errors.ServerError` saying so.
 """
 
 from __future__ import annotations
@@ -141,6 +143,30 @@ class ClusterBackend:
         backend.journal = None  # no journal on a cluster: see the module docstring
         return backend
 
+    def primaries(self) -> list[Backend]:
+        """A backend for every primary of the cluster (queries across objects run on each)."""
+        cluster = self._topology()
+        with self._lock:
+            backends = []
+            for node in cluster.get_primaries():  # type: ignore[no-untyped-call]
+                address = (str(node.host), int(node.port))
+                backend = self._nodes.get(address)
+                if backend is None:
+                    backend = self._nodes[address] = self._node_backend(*address)
+                backend.index_tag = self._tag_on(cluster, node.name)  # type: ignore[attr-defined]
+                backends.append(backend)
+            return backends
+
+    @staticmethod
+    def _tag_on(cluster: redis.cluster.RedisCluster, node_name: str) -> str:
+        """A hash tag whose slot ``node_name`` holds: names (an index's) made with it live there."""
+        for attempt in range(100_000):
+            tag = f"{{n{attempt}}}"
+            owner = cluster.nodes_manager.get_node_from_slot(cluster.keyslot(tag))  # type: ignore[no-untyped-call]
+            if owner.name == node_name:
+                return tag
+        raise ServerError(f"no slot of the cluster is held by {node_name}")
+
     def backends(self) -> list[Backend]:
         """The primaries' backends made so far."""
         with self._lock:
@@ -183,8 +209,8 @@ class ClusterBackend:
         if len(args) > 1 and str(args[0]).upper() in _KEYED:
             return self._node_for_key(str(args[1])).execute(*args)
         raise ServerError(
-            f"{args[0]} across objects is not available on Redis Cluster yet: find(), count(), ids(),"
-            " cleanup() and message search need one server (docs/cluster.md)"
+            f"{args[0]} across objects is not available on Redis Cluster yet: find_raw() and message"
+            " search need one server (docs/cluster.md)"
         )
 
     def execute_many(self, commands: Any) -> list[Any]:

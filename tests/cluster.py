@@ -44,6 +44,7 @@ class ClusterProcesses:
     def __init__(self, directory: Path, modules: bool) -> None:
         self.directory = directory
         self.modules = modules
+        self.kind = "modules" if modules else "plain"
         ports = _free_ports(12)
         self.ports, self.bus_ports = ports[:6], ports[6:]
         self.nodes = [

@@ -6,11 +6,12 @@ concurrent writers there, through ``client=RedisCluster``, ``cluster=True`` and
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import threading
 import time
+import warnings
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
@@ -18,6 +19,7 @@ import redis.cluster
 
 from redis_memory import ConversationMemory, Memory, ServerError, connections
 from tests.cluster import ClusterProcesses
+from tests.servers import RedisProcess
 
 
 def open_memory(cluster: ClusterProcesses, conversation_id: str, prefix: str, **options: object) -> ConversationMemory:
@@ -152,11 +154,51 @@ def test_operations_follow_a_slot_to_its_new_primary_after_a_failover(cluster: C
     raw.close()
 
 
-def test_queries_across_objects_say_they_need_one_server(cluster: ClusterProcesses, prefix: str) -> None:
-    open_memory(cluster, "q", prefix).state = "active"
+def test_queries_on_a_cluster_answer_as_one_server_does(
+    cluster: ClusterProcesses, servers: dict[str, RedisProcess], prefix: str
+) -> None:
+    single = servers[cluster.kind]
+    now = datetime(2026, 6, 1, tzinfo=UTC)
+    for n in range(60):
+        for url, options in ((cluster.url, {"cluster": True}), (single.url, {})):
+            mem = ConversationMemory(f"q{n:02d}", url=url, prefix=prefix, **options)  # type: ignore[arg-type]
+            mem.state = "active" if n % 3 else "closed"
+            mem.current_topic = "billing" if n % 2 else "shipping"
+            mem.last_activity = now - timedelta(hours=n)
+            mem.total_messages = n
+    queries = [
+        {"state": "active"},
+        {"state": "active", "current_topic": "billing"},
+        {"last_activity__lt": now - timedelta(hours=30)},
+        {"total_messages__gte": 10, "state__ne": "closed"},
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the scan fallback's, without RediSearch
+        for filters in queries:
+            for sort_by, offset, limit in ((None, 0, None), ("-last_activity", 0, 10), ("total_messages", 5, 7)):
+                on_cluster = ConversationMemory.find(
+                    sort_by=sort_by, offset=offset, limit=limit, url=cluster.url, prefix=prefix, **filters
+                )
+                on_one = ConversationMemory.find(
+                    sort_by=sort_by, offset=offset, limit=limit, url=single.url, prefix=prefix, **filters
+                )
+                got = [m.conversation_id for m in on_cluster]
+                expected = [m.conversation_id for m in on_one]
+                assert (got if sort_by else sorted(got)) == (expected if sort_by else sorted(expected)), filters
+            assert ConversationMemory.count(url=cluster.url, prefix=prefix, **filters) == ConversationMemory.count(
+                url=single.url, prefix=prefix, **filters
+            )
+        assert ConversationMemory.ids(url=cluster.url, prefix=prefix) == [f"q{n:02d}" for n in range(60)]
+        stale = ConversationMemory.cleanup(older_than=timedelta(days=30), dry_run=True, url=cluster.url, prefix=prefix)
+        assert sorted(stale) == [f"q{n:02d}" for n in range(60)]
+    rows = ConversationMemory.fetch(["q01", "none"], ["state"], url=cluster.url, prefix=prefix)
+    assert rows == {"q01": {"state": "active"}, "none": {}}
+
+
+def test_message_search_and_raw_queries_say_they_need_one_server(cluster: ClusterProcesses, prefix: str) -> None:
+    open_memory(cluster, "m", prefix).state = "active"
     with pytest.raises(ServerError, match="Redis Cluster"):
-        ConversationMemory.find(state="active", url=cluster.url, prefix=prefix)  # type: ignore[call-arg]
-    rows = ConversationMemory.fetch(["q", "c0", "none"], ["state"], url=cluster.url, prefix=prefix)  # type: ignore[call-arg]
-    assert rows["q"] == {"state": "active"} and rows["none"] == {}
-    assert json.dumps(rows)
+        ConversationMemory.find_raw("*", url=cluster.url, prefix=prefix)
+    with pytest.raises(ServerError, match="Redis Cluster"):
+        ConversationMemory.search_messages("hello", url=cluster.url, prefix=prefix)
     connections.reset()

@@ -11,7 +11,7 @@ import redis
 from redis_memory.config import resolve_prefix
 from redis_memory.connections import backend_for
 from redis_memory.errors import InvalidNameError
-from redis_memory.keys import parse_hash_key
+from redis_memory.keys import KeySpace, parse_hash_key
 from redis_memory.search import messages
 from redis_memory.search.filters import check_tag_values, parse
 from redis_memory.search.index import conversation_index, object_keys, raw_search, search
@@ -44,11 +44,59 @@ def find(
     spec = conversation_index()
     parsed = parse(filters, spec.fields)
     check_tag_values(parsed)
-    total, ids = search(backend, resolved, parsed, sort_by=sort_by, offset=offset, limit=limit, spec=spec)
+    nodes = _nodes(backend)
+    if len(nodes) == 1:
+        total, ids = search(nodes[0], resolved, parsed, sort_by=sort_by, offset=offset, limit=limit, spec=spec)
+    else:
+        total, ids = _fanned_out(nodes, resolved, parsed, sort_by=sort_by, offset=offset, limit=limit, spec=spec)
     options: dict[str, Any] = {"prefix": resolved}
     options.update({"client": client} if client is not None else {"url": url})
     make: Any = cls
     return total, [make(found, **options) for found in ids]
+
+
+def _nodes(backend: Any) -> list[Any]:
+    """The backends a query across objects runs on: every primary of a Redis Cluster (each
+    answers for the objects whose slots it holds), else the one server's."""
+    primaries = getattr(backend, "primaries", None)
+    return list(primaries()) if primaries is not None else [backend]
+
+
+def _fanned_out(
+    nodes: list[Any], prefix: str, parsed: Any, *, sort_by: str | None, offset: int, limit: int | None, spec: Any
+) -> tuple[int, list[str]]:
+    """A query run on every primary (its own index, or its own scan), merged as one server
+    would answer it: the totals added, the pages merged by the sort field, then offset and
+    limit applied. Each primary is asked for its first ``offset + limit`` matches."""
+    window = None if limit is None else offset + limit
+    total, found = 0, []
+    for node in nodes:
+        count, ids = search(node, prefix, parsed, sort_by=sort_by, offset=0, limit=window, spec=spec)
+        total += count
+        if ids:
+            if sort_by:
+                field = sort_by.lstrip("-")
+                spaces = [KeySpace(prefix, found_id) for found_id in ids]
+                rows = node.fetch(spaces, [field])
+                found += [(row.get(field), found_id) for row, found_id in zip(rows, ids, strict=True)]
+            else:
+                found += [(None, found_id) for found_id in ids]
+    if sort_by:
+        present = sorted(
+            (item for item in found if item[0] is not None), key=_sort_key, reverse=sort_by.startswith("-")
+        )
+        found = present + [item for item in found if item[0] is None]  # no value: last, as RediSearch puts them
+    merged = [found_id for _, found_id in found]
+    return total, merged[offset:] if limit is None else merged[offset : offset + limit]
+
+
+def _sort_key(item: tuple[Any, str]) -> Any:
+    value = item[0]
+    if isinstance(value, datetime):
+        return (0, value.timestamp(), item[1])
+    if isinstance(value, (int, float)):
+        return (0, float(value), item[1])
+    return (1, str(value).lower(), item[1])
 
 
 def find_raw(
@@ -90,7 +138,10 @@ def ids(url: str | None, client: redis.Redis | None, prefix: str | None) -> list
     """Every object id under the prefix: SCAN, never KEYS; sorted."""
     backend, resolved = _connection(url, client, prefix)
     return sorted(
-        found for key in object_keys(backend, resolved) if (found := parse_hash_key(key, resolved)) is not None
+        found
+        for node in _nodes(backend)
+        for key in object_keys(node, resolved)
+        if (found := parse_hash_key(key, resolved)) is not None
     )
 
 

@@ -110,8 +110,10 @@ def search_module(backend: Backend) -> bool:
 
 def ensure_index(backend: Backend, spec: IndexSpec, prefix: str) -> str:
     """The name of ``spec``'s index under ``prefix``, created first if it does not exist
-    (then, once its background indexing of existing hashes is done)."""
-    name = spec.name(prefix)
+    (then, once its background indexing of existing hashes is done). On a Redis Cluster
+    primary, the name carries a hash tag of a slot that primary holds (``index_tag``), so the
+    index is made, and queried, there: each primary indexes its own objects."""
+    name = spec.name(prefix) + getattr(backend, "index_tag", "")
     created = _INDEXES.setdefault(backend, set())
     if name in created:
         return name
@@ -142,6 +144,18 @@ def _wait_until_indexed(backend: Backend, name: str, timeout: float = 60.0) -> N
         time.sleep(0.02)
 
 
+def _paged_keys(backend: Backend, args: list[Any], offset: int) -> tuple[int, list[str]]:
+    """Every match of an FT.SEARCH from ``offset`` on, 1,000 per request: ``(total, keys)``."""
+    keys: list[str] = []
+    position = offset
+    while True:
+        total, page = search_results(backend.execute(*args, "LIMIT", str(position), "1000"))
+        keys += page
+        position += len(page)
+        if not page or position >= total:
+            return total, keys
+
+
 def _aggregate_keys(
     backend: Backend, name: str, query: str, params: list[str], sort_field: str | None, descending: bool
 ) -> list[str]:
@@ -166,7 +180,7 @@ def aggregate_records(rows: Any) -> list[dict[str, str]]:
     """The fields of each row of an FT.AGGREGATE reply, RESP3 (a map) or RESP2 (a list), as text."""
     if isinstance(rows, dict):
         results: Any = rows.get(b"results", rows.get("results", []))
-        found = [row.get(b"extra_attributes", row.get("extra_attributes", {})) for row in results]
+        found = [row.get(b"extra_attributes", row.get("extra_attributes")) or {} for row in results]
     else:
         found = [dict(zip(row[::2], row[1::2], strict=False)) for row in rows[1:]]
     return [{_decoded(key) or "": _decoded(value) or "" for key, value in item.items()} for item in found]
@@ -217,18 +231,22 @@ def search(
         if not can_match(filters):
             return 0, []
         query, params = to_query(filters)
-        if limit is None:  # FT.SEARCH returns at most MAXSEARCHRESULTS (10,000): stream them all
+        args: list[Any] = ["FT.SEARCH", name, query, "NOCONTENT", "VERBATIM"]
+        if params:
+            args += ["PARAMS", str(len(params)), *params]
+        args += ["DIALECT", "2"]
+        if sort_field:
+            args += ["SORTBY", sort_field, "DESC" if descending else "ASC"]
+        on_cluster_primary = getattr(backend, "index_tag", None) is not None
+        if limit is None and on_cluster_primary:
+            # A cluster primary: FT.AGGREGATE cannot LOAD keys of other slots than its index
+            # name's there, so every match is read with FT.SEARCH, 1,000 at a time.
+            total, keys = _paged_keys(backend, args, offset)
+        elif limit is None:  # FT.SEARCH returns at most MAXSEARCHRESULTS (10,000): stream them all
             keys = _aggregate_keys(backend, name, query, params, sort_field, descending)
             total, keys = len(keys), keys[offset:]
         else:
-            args: list[Any] = ["FT.SEARCH", name, query, "NOCONTENT", "VERBATIM"]
-            if params:
-                args += ["PARAMS", str(len(params)), *params]
-            args += ["DIALECT", "2"]
-            if sort_field:
-                args += ["SORTBY", sort_field, "DESC" if descending else "ASC"]
-            args += ["LIMIT", str(offset), str(limit)]
-            total, keys = search_results(backend.execute(*args))
+            total, keys = search_results(backend.execute(*args, "LIMIT", str(offset), str(limit)))
         return total, [found for key in keys if (found := parse_hash_key(key, prefix)) is not None]
     warn_scan(backend, "find() and count() scan every object (O(number of objects))")
     return _scan_search(backend, prefix, spec, filters, sort_field, descending, offset, limit)
