@@ -108,6 +108,11 @@ class ServerError(RedisMemoryError):
     """Redis answered with an error this library does not map to a more specific class."""
 
 
+class ReplicationError(ServerError):
+    """A write was applied on its primary, but fewer replicas than ``wait_replicas=`` asked
+    for confirmed it in time (``WAIT``): it may not survive the loss of that primary."""
+
+
 def access_denied(exc: BaseException) -> bool:
     """Whether a connection error is a refusal (credentials, ACL, TLS certificate), not an outage."""
     if isinstance(exc, (redis.exceptions.AuthenticationError, redis.exceptions.AuthorizationError)):

@@ -154,6 +154,7 @@ class Memory:
         ttl: timedelta | float | None = None,
         bounds: Mapping[str, int] | None = None,
         offline: str = "journal",
+        wait_replicas: int = 0,
     ) -> None:
         """Open the memory ``memory_id`` (nothing is read until an attribute is).
 
@@ -171,6 +172,9 @@ class Memory:
         seconds) expires every key of the object together, ``ttl`` after the last write this
         process makes through it (sliding). ``bounds={"messages": 50}`` keeps only the last 50
         elements of that list attribute, trimmed by the same script that appends.
+        ``wait_replicas=N``: each write waits (``WAIT``, at most 2 s) until N replicas of its
+        primary have it, and raises :class:`~redis_memory.errors.ReplicationError` if fewer
+        do: an acknowledged write then survives the loss of that primary (docs/cluster.md).
         ``cluster=True`` (default: ``$REDIS_CLUSTER`` is ``1``), or a
         ``client=redis.cluster.RedisCluster(...)``: the server is a Redis Cluster, and each
         object's operations go to the primary holding its slot (docs/cluster.md).
@@ -189,8 +193,18 @@ class Memory:
         validators = schema.element_validators(type(self))
         if offline not in ("journal", "raise"):
             raise ValueError(f"offline must be 'journal' or 'raise', not {offline!r}")
-        if ttl is not None or bounds or validators or offline == "raise" or space.hash_key in backend._raise_offline:
-            backend.configure(space, _milliseconds(ttl), _checked_bounds(bounds or {}), validators, offline=offline)
+        if type(wait_replicas) is not int or wait_replicas < 0:
+            raise ValueError(f"wait_replicas must be an int >= 0, not {wait_replicas!r}")
+        settings = ttl is not None or bounds or validators or offline == "raise" or wait_replicas
+        if settings or space.hash_key in backend._raise_offline:
+            backend.configure(
+                space,
+                _milliseconds(ttl),
+                _checked_bounds(bounds or {}),
+                validators,
+                offline=offline,
+                wait_replicas=wait_replicas,
+            )
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Check a subclass's declared attributes (see :mod:`redis_memory.schema`)."""
@@ -383,6 +397,7 @@ class ConversationMemory(Memory):
         bounds: Mapping[str, int] | None = None,
         index_messages: bool | None = None,
         offline: str = "journal",
+        wait_replicas: int = 0,
     ) -> None:
         """Open conversation ``conversation_id`` (nothing is read until an attribute is).
 
@@ -415,6 +430,7 @@ class ConversationMemory(Memory):
             ttl=ttl,
             bounds=bounds,
             offline=offline,
+            wait_replicas=wait_replicas,
         )
         if type(self).index_messages if index_messages is None else index_messages:
             from redis_memory.search.messages import message_fields

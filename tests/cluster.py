@@ -84,6 +84,21 @@ class ClusterProcesses:
             client.close()
         return self
 
+    def wait_healthy(self) -> None:
+        """Wait until every node answers, the cluster is ok and every replica's link is up."""
+
+        def healthy() -> bool:
+            try:
+                clients = [self.node_client(port) for port in self.ports]
+                ok = all("cluster_state:ok" in c.execute_command("CLUSTER", "INFO") for c in clients)
+                replicas = [c.info("replication") for c in clients]
+                links = all(info.get("master_link_status", "up") == "up" for info in replicas)
+                return ok and links and sum(info["role"] == "master" for info in replicas) == 3
+            except redis.RedisError:
+                return False
+
+        self._wait(healthy, timeout=60)
+
     @staticmethod
     def _replicate(replica: redis.Redis, primary_id: str) -> bool:
         try:

@@ -193,19 +193,22 @@ async def smemory_delete(smemory: Callable[..., ConversationMemory], name: str) 
 def test_transactions_of_concurrent_tasks_do_not_mix(amemory) -> None:
     async def main() -> None:
         first, second = amemory("one"), amemory("one")
-        entered = asyncio.Event()
+        entered, written = asyncio.Event(), asyncio.Event()
 
         async def long_transaction() -> None:
             async with first.transaction():
                 await first.set("a", 1)
                 entered.set()
-                await asyncio.sleep(0.1)
+                await written.wait()  # open until the other task has written and read
 
         async def plain_write() -> None:
             await entered.wait()
-            await second.set("b", 2)  # another task: not part of the open transaction
-            assert await second.get("b") == 2
-            assert await second.get("a", None) is None
+            try:
+                await second.set("b", 2)  # another task: not part of the open transaction
+                assert await second.get("b") == 2
+                assert await second.get("a", None) is None
+            finally:
+                written.set()
 
         await asyncio.gather(long_transaction(), plain_write())
         assert await first.get("a") == 1

@@ -6,6 +6,7 @@ concurrent writers there, through ``client=RedisCluster``, ``cluster=True`` and
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import threading
@@ -17,7 +18,7 @@ import pytest
 import redis
 import redis.cluster
 
-from redis_memory import ConversationMemory, Memory, ServerError, connections
+from redis_memory import ConversationMemory, Memory, ReplicationError, ServerError, connections
 from tests.cluster import ClusterProcesses
 from tests.servers import RedisProcess
 
@@ -202,3 +203,47 @@ def test_message_search_and_raw_queries_say_they_need_one_server(cluster: Cluste
     with pytest.raises(ServerError, match="Redis Cluster"):
         ConversationMemory.search_messages("hello", url=cluster.url, prefix=prefix)
     connections.reset()
+
+
+def test_with_wait_replicas_acknowledged_writes_survive_a_killed_primary(
+    cluster: ClusterProcesses, prefix: str
+) -> None:
+    mem = open_memory(cluster, "durable", prefix, wait_replicas=1)
+    mem.messages = []
+    for n in range(200):
+        mem.messages.append({"n": n})  # each returned only once a replica had it
+    mem.state = "written"
+    raw = cluster.client()
+    primary = raw.nodes_manager.get_node_from_slot(raw.keyslot(f"{prefix}{{durable}}"))
+    replica_port = int(cluster.node_client(primary.port).info("replication")["slave0"]["port"])
+    raw.close()
+    killed = next(node for node in cluster.nodes if node.port == primary.port)
+    assert killed.process is not None
+    killed.process.send_signal(signal.SIGKILL)
+    killed.process.wait()
+    deadline = time.monotonic() + 30
+    while cluster.node_client(replica_port).info("replication")["role"] != "master":
+        assert time.monotonic() < deadline, "the replica did not take over"
+        time.sleep(0.1)
+    try:
+        reader = ConversationMemory(
+            "durable", client=redis.cluster.RedisCluster(host="127.0.0.1", port=replica_port), prefix=prefix
+        )
+        assert [m["n"] for m in reader.messages] == list(range(200)) and reader.state == "written"
+        with pytest.raises(ReplicationError):  # the new primary has no replica until the old one is back
+            mem.messages.append({"n": 200})  # (applied there: the writer followed the slot)
+        assert len(reader.messages) == 201
+    finally:
+        killed.start()  # it rejoins as a replica of the new primary
+        cluster.wait_healthy()
+    mem.messages.append({"n": 201})  # confirmed by the rejoined replica
+    assert [m["n"] for m in open_memory(cluster, "durable", prefix).messages][-2:] == [200, 201]
+
+
+def test_wait_replicas_says_when_too_few_replicas_confirm(server: RedisProcess, prefix: str) -> None:
+    mem = ConversationMemory("alone", url=server.url, prefix=prefix, wait_replicas=1)
+    with pytest.raises(ReplicationError, match="0 of the 1 replicas"):
+        mem.state = "x"  # a server with no replica
+    assert ConversationMemory("alone", url=server.url, prefix=prefix).state == "x"  # applied on the primary
+    with pytest.raises(ValueError):
+        ConversationMemory("alone", url=server.url, prefix=prefix, wait_replicas=-1)

@@ -30,6 +30,7 @@ from redis_memory.counters import Stats
 from redis_memory.errors import (
     ConcurrentModificationError,
     RedisConnectionError,
+    ReplicationError,
     ServerError,
     TransactionError,
     UnstorableValueError,
@@ -39,6 +40,8 @@ from redis_memory.jsontext import check_int64
 from redis_memory.keys import KeySpace, kind_field, parse_kind_field
 
 logger = logging.getLogger(__name__)
+
+REPLICA_WAIT_MS = 2000  # how long a write with wait_replicas waits for its replicas (WAIT)
 
 # Changes whose reply a caller needs at once: they cannot be queued in a transaction.
 _NEEDS_REPLY = {"list": {"popright", "popleft", "delete"}, "set": {"pop"}}
@@ -66,6 +69,7 @@ class Core(CollectionOps, DocumentOps, OfflineWrites):
         self._raise_offline: set[str] = set()
         self._known: OrderedDict[tuple[str, str], tuple[str, Any] | None] = OrderedDict()
         self.writers = Writers()
+        self._wait_replicas: dict[str, int] = {}  # hash key -> replicas that must confirm each write
         self.stats = Stats()
         self._full_push: set[str] = set()  # searchable lists met by push.lua: op:push from now on
 
@@ -79,10 +83,13 @@ class Core(CollectionOps, DocumentOps, OfflineWrites):
         validators: dict[str, Callable[[Any], Any]] | None = None,
         search: dict[str, Sequence[str]] | None = None,
         offline: str | None = None,
+        wait_replicas: int | None = None,
     ) -> None:
         """Set the sliding expiry of an object, the size bounds of its lists, the validators
-        of their elements (declared ``list[X]`` attributes) and the lists to make searchable
-        (``search={"messages": ["role", "content"]}``: the element fields to index); no I/O.
+        of their elements (declared ``list[X]`` attributes), the lists to make searchable
+        (``search={"messages": ["role", "content"]}``: the element fields to index) and how
+        many replicas must confirm each write (``wait_replicas``, see :meth:`_replicated`);
+        no I/O.
 
         Every later write to the object, from this process, refreshes the expiry of all its
         keys and trims a bounded list in the same script.
@@ -97,6 +104,13 @@ class Core(CollectionOps, DocumentOps, OfflineWrites):
             self._bounds[(space.hash_key, name)] = bound
         for name, fields in (search or {}).items():
             self._search[(space.hash_key, name)] = ",".join(fields)
+        if wait_replicas is not None:
+            if type(wait_replicas) is not int or wait_replicas < 0:
+                raise ValueError(f"wait_replicas must be an int >= 0, not {wait_replicas!r}")
+            if wait_replicas:
+                self._wait_replicas[space.hash_key] = wait_replicas
+            else:
+                self._wait_replicas.pop(space.hash_key, None)
         if offline == "raise":
             self._raise_offline.add(space.hash_key)
         elif offline == "journal":
@@ -216,9 +230,26 @@ class Core(CollectionOps, DocumentOps, OfflineWrites):
                 self._give_back_writer(writer, reply)
         if reply is QUEUED:
             self._known_after(space, name, args)
-        elif ttl:
+            return reply
+        if ttl:
             self._slide(space, sent + ttl / 1000)
+        yield from self._replicated(space)
         return reply
+
+    def _replicated(self, space: KeySpace) -> Op[None]:
+        """With ``wait_replicas=N`` on the object: WAIT until N replicas have every write made
+        on this connection so far (at most ``REPLICA_WAIT_MS``), so an acknowledged write
+        survives the loss of its primary. ``ReplicationError`` (the write is applied on the
+        primary, not confirmed by enough replicas) when fewer confirm in time."""
+        wanted = self._wait_replicas.get(space.hash_key)
+        if not wanted:
+            return
+        confirmed = int((yield Command(("WAIT", str(wanted), str(REPLICA_WAIT_MS)))))
+        if confirmed < wanted:
+            raise ReplicationError(
+                f"the write was applied on the primary, but {confirmed} of the {wanted} replicas asked for"
+                f" (wait_replicas) confirmed it within {REPLICA_WAIT_MS} ms"
+            )
 
     def _take_writer(self, space: KeySpace, needs_reply: bool) -> Writer:
         """A writer slot for one write (see :mod:`redis_memory.core.writers`)."""
@@ -282,6 +313,7 @@ class Core(CollectionOps, DocumentOps, OfflineWrites):
                 self._mirrors.pop(key, None)
         if ttl:
             self._slide(space, sent + ttl / 1000)
+        yield from self._replicated(space)
         return list(reply)
 
     # -- attributes ---------------------------------------------------------------------------------
