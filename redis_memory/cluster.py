@@ -55,7 +55,7 @@ _MOVED_ERRORS = (
 _ATTEMPTS = 5
 
 
-def _moved(exc: BaseException) -> bool:
+def moved(exc: BaseException) -> bool:
     """Whether a reply says the slot is served elsewhere (or not served for a moment)."""
     cause = exc.__cause__
     return isinstance(cause, _MOVED_ERRORS) or (isinstance(exc, ServerError) and str(exc).startswith(_MOVES))
@@ -180,7 +180,7 @@ class ClusterBackend:
             try:
                 return getattr(backend, name)(space, *args, **kwargs)
             except ServerError as exc:
-                if not _moved(exc) or attempt == _ATTEMPTS - 1:
+                if not moved(exc) or attempt == _ATTEMPTS - 1:
                     raise
             except RedisConnectionError:
                 if attempt == _ATTEMPTS - 1:

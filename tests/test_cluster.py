@@ -6,6 +6,7 @@ concurrent writers there, through ``client=RedisCluster``, ``cluster=True`` and
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 import sys
@@ -16,9 +17,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
+import redis.asyncio.cluster
 import redis.cluster
 
-from redis_memory import ConversationMemory, Memory, ReplicationError, ServerError, connections
+from redis_memory import ConversationMemory, Memory, ReplicationError, ServerError, aio, connections
 from tests.cluster import ClusterProcesses
 from tests.servers import RedisProcess
 
@@ -247,3 +249,45 @@ def test_wait_replicas_says_when_too_few_replicas_confirm(server: RedisProcess, 
     assert ConversationMemory("alone", url=server.url, prefix=prefix).state == "x"  # applied on the primary
     with pytest.raises(ValueError):
         ConversationMemory("alone", url=server.url, prefix=prefix, wait_replicas=-1)
+
+
+def test_the_asyncio_api_on_a_cluster(cluster: ClusterProcesses, prefix: str) -> None:
+    async def main() -> dict[str, object]:
+        try:
+            mem = aio.ConversationMemory("async-1", url=cluster.url, cluster=True, prefix=prefix)
+            await mem.set("messages", [{"n": 0}])
+            await mem.messages.append({"n": 1})
+            await mem.messages.extend([{"n": 2}, {"n": 3}])
+            await mem.set("profile", {"name": "Ada"})
+            await mem.profile.set_key("tier", "gold")
+            await mem.set("state", "active")
+            await mem.incr("turns", 2)
+            await mem.set("tags", {"vip"})
+            await mem.tags.add("new")
+            assert await mem.messages.pop() == {"n": 3}
+            async with mem.messages.edit(0) as first:
+                first["seen"] = True
+            client = redis.asyncio.cluster.RedisCluster.from_url(cluster.url)
+            other = aio.ConversationMemory("async-1", client=client, prefix=prefix)
+            assert await other.get("state") == "active" and await other.has("profile")
+            await other.aclose()
+            await client.aclose()
+            for n in range(9):
+                await aio.ConversationMemory(f"async-{n + 2}", url=cluster.url, prefix=prefix).set("state", f"s{n}")
+            rows = await aio.ConversationMemory.fetch(
+                [f"async-{n}" for n in range(1, 11)], ["state"], url=cluster.url, prefix=prefix
+            )
+            assert [rows[f"async-{n}"]["state"] for n in range(2, 11)] == [f"s{n}" for n in range(9)]
+            return await mem.to_dict()
+        finally:
+            await aio.aclose()
+
+    snapshot = asyncio.run(main())
+    assert snapshot == {
+        "messages": [{"n": 0, "seen": True}, {"n": 1}, {"n": 2}],
+        "profile": {"name": "Ada", "tier": "gold"},
+        "state": "active",
+        "turns": 2,
+        "tags": {"vip", "new"},
+    }
+    assert open_memory(cluster, "async-1", prefix).messages[0] == {"n": 0, "seen": True}

@@ -150,6 +150,11 @@ class AsyncBackend(Core):
                 error.__cause__ = exc
                 self._count("errors")
 
+    def on_object(self, space: KeySpace, make: Callable[[], Op[T]]) -> Op[T]:
+        """An operation on ``space``'s keys, built by ``make()`` (a cluster backend runs it on
+        the object's primary; here it is simply made)."""
+        return make()
+
     async def read(self, space: KeySpace, name: str) -> tuple[str, Any] | None:
         """:meth:`Core.g_read`, with the sync driver's offline rule: while Redis cannot be
         reached, or journaled writes wait for it, the last value this driver read or wrote

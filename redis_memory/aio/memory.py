@@ -13,16 +13,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+import weakref
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, ClassVar
 
 import redis.asyncio
+import redis.asyncio.cluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from redis_memory import codec, config, connections
 from redis_memory.aio.backend import AsyncBackend
+from redis_memory.aio.cluster import AsyncClusterBackend
 from redis_memory.config import reachable, resolve_prefix, target
 from redis_memory.connections import backend_for
 from redis_memory.core.requests import QUEUED, Command, Op, text
@@ -34,7 +37,18 @@ from redis_memory.memory import MISSING, Transaction, _checked_bounds, _millisec
 _BACKENDS: dict[str, AsyncBackend] = {}
 
 
-def _backend_for(url: str | None, client: redis.asyncio.Redis | None) -> AsyncBackend:
+def _backend_for(
+    url: str | None,
+    client: redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster | None,
+    cluster: bool | None = None,
+) -> Any:
+    if isinstance(client, redis.asyncio.cluster.RedisCluster):
+        return _cluster_for_client(client)
+    if client is None:
+        resolved = target(url)
+        wanted = cluster if cluster is not None else (config.cluster_wanted() or resolved in _CLUSTERS)
+        if wanted:
+            return _cluster_for_url(resolved)
     if client is not None:
         own = AsyncBackend(lambda: client, repr(client))
         connections.count(own)
@@ -51,6 +65,39 @@ def _backend_for(url: str | None, client: redis.asyncio.Redis | None) -> AsyncBa
     return found
 
 
+_CLUSTERS: dict[str, AsyncClusterBackend] = {}
+_CLIENT_CLUSTERS: weakref.WeakSet[AsyncClusterBackend] = weakref.WeakSet()  # closed by aclose() too
+
+
+def _cluster_for_url(resolved: str) -> AsyncClusterBackend:
+    found = _CLUSTERS.get(resolved)
+    if found is None:
+        options = {**redis.connection.parse_url(resolved), **_client_options()}  # type: ignore[no-untyped-call]
+        options.pop("db", None)
+        found = _CLUSTERS[resolved] = AsyncClusterBackend(
+            lambda: redis.asyncio.cluster.RedisCluster.from_url(resolved),
+            resolved,
+            options,
+            lambda: backend_for(url=resolved, cluster=True),
+        )
+    return found
+
+
+_NODE_OPTIONS = ("username", "password", "credential_provider", "client_name", "ssl_keyfile", "ssl_certfile",
+                 "ssl_cert_reqs", "ssl_ca_certs", "ssl_check_hostname")  # fmt: skip
+
+
+def _cluster_for_client(client: redis.asyncio.cluster.RedisCluster) -> AsyncClusterBackend:
+    given = client.connection_kwargs
+    options: dict[str, Any] = {name: given[name] for name in _NODE_OPTIONS if name in given}
+    if given.get("connection_class") is redis.asyncio.connection.SSLConnection:
+        options["connection_class"] = redis.asyncio.connection.SSLConnection
+    options.update(_client_options())
+    found = AsyncClusterBackend(lambda: client, repr(client), options, owns_client=False)
+    _CLIENT_CLUSTERS.add(found)
+    return found
+
+
 def _client_options() -> dict[str, Any]:
     # redis-py never resends by itself (the backend does, with the write's operation id),
     # and a reply slower than socket_timeout is a lost connection, as in the sync API.
@@ -62,7 +109,8 @@ async def aclose() -> None:
 
     Await it before the loop ends (``asyncio.run`` ends it) so no connection outlives it.
     """
-    for backend in list(_BACKENDS.values()):
+    backends: list[AsyncBackend | AsyncClusterBackend] = [*_BACKENDS.values(), *_CLUSTERS.values(), *_CLIENT_CLUSTERS]
+    for backend in backends:
         await backend.aclose()
 
 
@@ -92,21 +140,34 @@ class Memory:
         memory_id: str | int | uuid.UUID = DEFAULT_ID,
         *,
         url: str | None = None,
-        client: redis.asyncio.Redis | None = None,
+        client: redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster | None = None,
+        cluster: bool | None = None,
         prefix: str | None = None,
         ttl: timedelta | float | None = None,
         bounds: Mapping[str, int] | None = None,
         offline: str = "journal",
+        wait_replicas: int = 0,
     ) -> None:
         """Open the memory ``memory_id`` (nothing is read until you ask). ``offline`` as in
         :class:`redis_memory.Memory`: ``"journal"`` (writes that cannot reach Redis go to the
-        offline journal, through a URL) or ``"raise"`` (they raise ``RedisConnectionError``)."""
+        offline journal, through a URL) or ``"raise"`` (they raise ``RedisConnectionError``).
+        ``cluster=`` / ``client=redis.asyncio.cluster.RedisCluster(...)`` and
+        ``wait_replicas=`` as there (docs/cluster.md)."""
         if offline not in ("journal", "raise"):
             raise ValueError(f"offline must be 'journal' or 'raise', not {offline!r}")
         object.__setattr__(self, "_space", KeySpace(resolve_prefix(prefix), normalize_id(memory_id)))
-        object.__setattr__(self, "_backend", _backend_for(url, client))
-        if ttl is not None or bounds or offline == "raise" or self._space.hash_key in self._backend._raise_offline:
-            self._backend.configure(self._space, _milliseconds(ttl), _checked_bounds(bounds or {}), offline=offline)
+        object.__setattr__(self, "_backend", _backend_for(url, client, cluster))
+        if type(wait_replicas) is not int or wait_replicas < 0:
+            raise ValueError(f"wait_replicas must be an int >= 0, not {wait_replicas!r}")
+        settings = ttl is not None or bounds or offline == "raise" or wait_replicas
+        if settings or self._space.hash_key in self._backend._raise_offline:
+            self._backend.configure(
+                self._space,
+                _milliseconds(ttl),
+                _checked_bounds(bounds or {}),
+                offline=offline,
+                wait_replicas=wait_replicas,
+            )
 
     @property
     def memory_id(self) -> str:
@@ -179,7 +240,10 @@ class Memory:
         if not spaces or not names:
             return {space.object_id: {} for space in spaces}
         backend = _backend_for(url, client)
-        rows = await backend.drive(backend.g_fetch(spaces, names))
+        if isinstance(backend, AsyncClusterBackend):
+            rows = await backend.fetch(spaces, names)
+        else:
+            rows = await backend.drive(backend.g_fetch(spaces, names))
         return {space.object_id: row for space, row in zip(spaces, rows, strict=True)}
 
     async def to_dict(self) -> dict[str, Any]:
@@ -228,13 +292,15 @@ class ConversationMemory(Memory):
         conversation_id: str | int | uuid.UUID,
         *,
         url: str | None = None,
-        client: redis.asyncio.Redis | None = None,
+        client: redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster | None = None,
+        cluster: bool | None = None,
         prefix: str | None = None,
         ttl: timedelta | float | None = None,
         max_messages: int | None = None,
         bounds: Mapping[str, int] | None = None,
         index_messages: bool | None = None,
         offline: str = "journal",
+        wait_replicas: int = 0,
     ) -> None:
         """Open conversation ``conversation_id``; ``max_messages`` bounds ``messages``;
         ``index_messages`` as in :class:`redis_memory.ConversationMemory` (search with its
@@ -242,7 +308,15 @@ class ConversationMemory(Memory):
         if max_messages is not None:
             bounds = {**(bounds or {}), "messages": max_messages}
         super().__init__(
-            conversation_id, url=url, client=client, prefix=prefix, ttl=ttl, bounds=bounds, offline=offline
+            conversation_id,
+            url=url,
+            client=client,
+            cluster=cluster,
+            prefix=prefix,
+            ttl=ttl,
+            bounds=bounds,
+            offline=offline,
+            wait_replicas=wait_replicas,
         )
         if type(self).index_messages if index_messages is None else index_messages:
             from redis_memory.search.messages import message_fields
@@ -351,7 +425,7 @@ class Attribute:
         if type(index) is not int:
             raise TypeError(f"list indices must be integers, not {type(index).__name__}")
         key = self._space.collection_key(self._name)
-        position, raw = await self._backend.drive(_element(key, index))
+        position, raw = await self._backend.drive(self._backend.on_object(self._space, lambda: _element(key, index)))
         if raw is None:
             raise MissingIndexError("list index out of range")
         element = codec.loads(raw)
@@ -379,7 +453,8 @@ class Attribute:
         if self._backend.waiter is None:
             raise TypeError("wait_for_new() needs the memory opened with url= (or REDIS_URL), not client=")
         if after is None:
-            after = int(await self._backend.drive(_length(self._space.collection_key(self._name))))
+            key = self._space.collection_key(self._name)
+            after = int(await self._backend.drive(self._backend.on_object(self._space, lambda: _length(key))))
         if type(after) is not int or after < 0:
             raise ValueError(f"after must be an int >= 0, not {after!r}")
         waiter = self._backend.waiter()

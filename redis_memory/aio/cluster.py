@@ -1,0 +1,183 @@
+"""The asyncio driver on Redis Cluster: each object's operations on the primary holding its slot.
+
+The async counterpart of :mod:`redis_memory.cluster`: one
+:class:`~redis_memory.aio.backend.AsyncBackend` per primary, chosen by the object's hash
+key. The asyncio API builds an operation (``backend.g_read(space, ...)``) and then awaits
+``backend.drive(op)``; here the first makes a :class:`Routed` request naming the operation
+and its object, and :meth:`AsyncClusterBackend.drive` runs it on the primary that holds the
+object's slot once the slot map is known, reading the map again and sending the operation to
+the slot's new owner after a ``MOVED``/``ASK`` reply or a lost primary (up to 5 times).
+Blocking waits (``wait_for_new``) run on the sync :class:`~redis_memory.cluster.ClusterBackend`
+of the same URL. As there, nothing is journaled on a cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio
+import redis.asyncio.cluster
+
+from redis_memory.aio.backend import AsyncBackend
+from redis_memory.cluster import ClusterBackend, moved
+from redis_memory.counters import Stats
+from redis_memory.errors import RedisConnectionError, ServerError
+from redis_memory.keys import KeySpace
+from redis_memory.redaction import redact
+
+_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class Routed:
+    """An operation of one object, to be made by the backend of the primary holding its slot."""
+
+    name: str
+    space: KeySpace
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    make: Callable[[], Any] | None = None  # an operation made by a function, not a backend method
+
+
+class AsyncClusterBackend:
+    """One :class:`AsyncBackend` per primary of a Redis Cluster (see the module docstring)."""
+
+    def __init__(
+        self,
+        cluster_factory: Callable[[], redis.asyncio.cluster.RedisCluster],
+        label: str,
+        connection_options: dict[str, Any],
+        waiter: Callable[[], ClusterBackend] | None = None,
+        owns_client: bool = True,
+    ) -> None:
+        """Prepare; nothing connects until the first operation. ``owns_client``: whether
+        :meth:`aclose` closes the cluster client (not one the caller passed in)."""
+        self.label = redact(label, mask="***")
+        self._owns_client = owns_client
+        self.waiter = waiter
+        self._cluster_factory = cluster_factory
+        self._clusters: dict[asyncio.AbstractEventLoop, redis.asyncio.cluster.RedisCluster] = {}
+        self._options = connection_options
+        self._nodes: dict[tuple[str, int], AsyncBackend] = {}
+        self._settings: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {}
+        self._raise_offline: set[str] = set()
+        self.backlog = 0
+        self.journal = None
+
+    async def _topology(self) -> redis.asyncio.cluster.RedisCluster:
+        loop = asyncio.get_running_loop()
+        cluster = self._clusters.get(loop)
+        if cluster is None:
+            cluster = self._cluster_factory()
+            try:
+                await cluster.initialize()
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
+                raise RedisConnectionError(f"cannot reach the Redis Cluster at {self.label}: {exc}") from exc
+            except redis.exceptions.RedisClusterException as exc:
+                raise ServerError(f"not a usable Redis Cluster at {self.label}: {exc}") from exc
+            self._clusters[loop] = cluster
+        return cluster
+
+    async def _node_for(self, space: KeySpace) -> AsyncBackend:
+        cluster = await self._topology()
+        node = cluster.nodes_manager.get_node_from_slot(cluster.keyslot(space.hash_key))
+        address = (str(node.host), int(node.port))
+        backend = self._nodes.get(address)
+        if backend is None:
+            options = {**self._options, "host": address[0], "port": address[1]}
+            backend = self._nodes[address] = AsyncBackend(
+                lambda: redis.asyncio.Redis.from_pool(redis.asyncio.ConnectionPool(**options)),
+                f"{self.label} ({address[0]}:{address[1]})",
+            )
+        settings = self._settings.get(space.hash_key)
+        if settings is not None:
+            backend.configure(space, *settings[0], **settings[1])
+        return backend
+
+    async def _refresh(self) -> None:
+        cluster = await self._topology()
+        with contextlib.suppress(redis.exceptions.RedisError, OSError):
+            await cluster.nodes_manager.initialize()  # on failure the old map stays until a node answers
+
+    def configure(self, space: KeySpace, *args: Any, **kwargs: Any) -> None:
+        """Remembered, and applied on whichever primary serves the object."""
+        self._settings[space.hash_key] = (args, kwargs)
+        if kwargs.get("offline") == "raise":
+            self._raise_offline.add(space.hash_key)
+
+    def on_object(self, space: KeySpace, make: Callable[[], Any]) -> Routed:
+        """An operation on ``space``'s keys that ``make()`` builds, run on its slot's primary."""
+        return Routed("", space, (), {}, make)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("g_") or name in ("read",):
+            return lambda space, *args, **kwargs: Routed(name, space, args, kwargs)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    async def read(self, space: KeySpace, name: str) -> Any:
+        """:meth:`AsyncBackend.read` on the object's primary."""
+        return await self.drive(Routed("read", space, (name,)))
+
+    async def drive(self, routed: Any) -> Any:
+        """Run a :class:`Routed` operation on the primary holding its object's slot."""
+        if not isinstance(routed, Routed):
+            raise ServerError("this operation spans objects and is not available on Redis Cluster yet")
+        for attempt in range(_ATTEMPTS):
+            backend = await self._node_for(routed.space)
+            try:
+                if routed.name == "read":
+                    return await backend.read(routed.space, *routed.args)
+                if routed.make is not None:
+                    op = routed.make()
+                else:
+                    op = getattr(backend, routed.name)(routed.space, *routed.args, **routed.kwargs)
+                return await backend.drive(op)
+            except ServerError as exc:
+                if not moved(exc) or attempt == _ATTEMPTS - 1:
+                    raise
+            except RedisConnectionError:
+                if attempt == _ATTEMPTS - 1:
+                    raise
+            await self._refresh()
+            await asyncio.sleep(0.05 * attempt)
+        raise AssertionError("unreachable")
+
+    def begin(self, space: KeySpace) -> None:
+        """Transactions on a cluster are not available in the asyncio API yet."""
+        raise ServerError("asyncio transactions are not available on Redis Cluster yet (the sync API has them)")
+
+    def check_edit(self, space: KeySpace, name: str, position: int) -> None:
+        """No transaction can be open here (see :meth:`begin`): nothing to check."""
+
+    async def fetch(self, spaces: Sequence[KeySpace], names: Sequence[str]) -> list[dict[str, Any]]:
+        """:meth:`Core.g_fetch` per primary, merged in order."""
+        rows: list[dict[str, Any]] = [{} for _ in spaces]
+        groups: dict[int, tuple[AsyncBackend, list[int]]] = {}
+        for index, space in enumerate(spaces):
+            backend = await self._node_for(space)
+            groups.setdefault(id(backend), (backend, []))[1].append(index)
+        for backend, indexes in groups.values():
+            part = await backend.drive(backend.g_fetch([spaces[i] for i in indexes], names))
+            for index, row in zip(indexes, part, strict=True):
+                rows[index] = row
+        return rows
+
+    @property
+    def stats(self) -> Stats:
+        """Every primary's counts, added."""
+        total = Stats()
+        for backend in list(self._nodes.values()):
+            total.add(backend.stats)
+        return total
+
+    async def aclose(self) -> None:
+        """Close this event loop's connections (a ``client=`` cluster client stays the caller's)."""
+        for backend in list(self._nodes.values()):
+            await backend.aclose()
+        cluster = self._clusters.pop(asyncio.get_running_loop(), None)
+        if cluster is not None and self._owns_client:
+            await cluster.aclose()
