@@ -88,6 +88,7 @@ from pathlib import Path
 from typing import Any
 
 import offline
+import on_cluster
 import operations
 import original
 import queries
@@ -149,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only-scale", action="store_true", help="run only the scale section (processes, memory)")
     parser.add_argument("--original-samples", type=int, default=300, help="samples per side, original 0.4.3 section")
     parser.add_argument("--skip-original", action="store_true", help="skip the original redis-memory 0.4.3 section")
+    parser.add_argument("--skip-cluster", action="store_true", help="skip the Redis Cluster section")
+    parser.add_argument("--only-cluster", action="store_true", help="run only the Redis Cluster section")
     parser.add_argument("--only-original", action="store_true", help="run only the original 0.4.3 section")
     args = parser.parse_args(argv)
 
@@ -167,6 +170,9 @@ def main(argv: list[str] | None = None) -> int:
         bench: Bench | None = None
         query_bench: queries.QueryBench | None = None
         try:
+            if args.only_cluster:
+                sys.stdout.write("\n".join(on_cluster.run(args.scale_turns)) + "\n")
+                return 0
             if args.only_original:
                 compare_original(Path(directory), args.original_samples)
                 return 0
@@ -196,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.write("\n".join(lines) + "\n")
             if not args.skip_original:
                 compare_original(Path(directory), args.original_samples)
+            if not args.skip_cluster:
+                sys.stdout.write("\n".join(on_cluster.run(args.scale_turns)) + "\n")
         finally:
             connections.reset()
             if query_bench is not None:

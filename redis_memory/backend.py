@@ -373,10 +373,11 @@ class Backend(JournalReplay, Core):
         if self._outage is None:
             self._outage = time.monotonic()
             logger.warning(
-                "lost the connection to %s (%s): resending for up to %.1f s, then journaling writes",
+                "lost the connection to %s (%s): resending for up to %.1f s, then %s",
                 self.label,
                 redact(str(exc)),
                 window,
+                "journaling writes" if self.journal is not None else "raising RedisConnectionError",
             )
         else:
             logger.debug("still no connection to %s (%s)", self.label, redact(str(exc)))
