@@ -52,6 +52,14 @@ _TIMEOUTS = ("socket_timeout", "socket_connect_timeout")
 _MIN_WAIT = 0.25  # the least a capped request waits for its reply
 
 
+def _close_enough(applied: float | None, wanted: float | None) -> bool:
+    """Whether a timeout already applied can stand for the one wanted: never more than a
+    quarter second longer, nor more than a second shorter."""
+    if applied is None or wanted is None:
+        return applied == wanted
+    return wanted - 1.0 <= applied <= wanted + 0.25
+
+
 def _least(configured: float | None, cap: float) -> float:
     """The shorter of a configured timeout (None: none) and ``cap`` (at least :data:`_MIN_WAIT`)."""
     cap = max(cap, _MIN_WAIT)
@@ -149,6 +157,7 @@ class Backend(JournalReplay, Core):
             setattr(connection, name, value)
         if connection._sock is not None:
             connection._sock.settimeout(configured["socket_timeout"])
+        connection._rm_configured = connection._rm_applied = dict(configured)  # see _capped
         connection.register_connect_callback(self._on_connect)
         self._on_connect(connection)
         first = self._pid != os.getpid()
@@ -157,27 +166,27 @@ class Backend(JournalReplay, Core):
             self._adopt()
         return client
 
-    @contextlib.contextmanager
-    def _capped(self, timeout: float | None) -> Iterator[None]:
-        """Wait at most ``timeout`` seconds for each reply (and connection) in the block, instead
-        of the configured socket timeout: a write that can be journaled, or a replay, never
-        hangs on an unresponsive server for longer than the resend window."""
+    def _capped(self, timeout: float | None) -> contextlib.AbstractContextManager[None]:
+        """Wait at most ``timeout`` seconds for each reply (and connection) from now on, instead
+        of the configured socket timeout (None: the configured one again): a write that can be
+        journaled, or a replay, never hangs on an unresponsive server for longer than the
+        resend window. Applied lazily: the socket's timeout is changed only when it is not
+        already within a fraction of a second of the one wanted (no syscall per write)."""
         connection = self._connection
-        if timeout is None or connection is None:
-            yield
-            return
-        configured = {name: getattr(connection, name) for name in _TIMEOUTS}
-        for name, value in configured.items():
-            setattr(connection, name, _least(value, timeout))
-        if connection._sock is not None:
-            connection._sock.settimeout(connection.socket_timeout)
-        try:
-            yield
-        finally:
-            for name, value in configured.items():
+        if connection is None:
+            return contextlib.nullcontext()
+        configured = getattr(connection, "_rm_configured", None)
+        if configured is None:
+            configured = connection._rm_configured = {name: getattr(connection, name) for name in _TIMEOUTS}
+        wanted = configured if timeout is None else {name: _least(value, timeout) for name, value in configured.items()}
+        applied = getattr(connection, "_rm_applied", configured)
+        if any(not _close_enough(applied[name], wanted[name]) for name in _TIMEOUTS):
+            for name, value in wanted.items():
                 setattr(connection, name, value)
             if connection._sock is not None:
-                connection._sock.settimeout(configured["socket_timeout"])
+                connection._sock.settimeout(wanted["socket_timeout"])
+            connection._rm_applied = wanted
+        return contextlib.nullcontext()
 
     def _on_connect(self, connection: Any) -> None:
         """(Re)connected: turn tracking on for this connection and forget every mirror."""
