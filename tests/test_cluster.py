@@ -265,6 +265,12 @@ def test_the_asyncio_api_on_a_cluster(cluster: ClusterProcesses, prefix: str) ->
             await mem.set("tags", {"vip"})
             await mem.tags.add("new")
             assert await mem.messages.pop() == {"n": 3}
+            async with mem.transaction() as tx:
+                await mem.set("stage", "both")
+                await mem.incr("turns", 0)
+                await mem.messages.append({"n": 9})
+            assert len(tx.results) == 3
+            await mem.messages.pop()
             async with mem.messages.edit(0) as first:
                 first["seen"] = True
             client = redis.asyncio.cluster.RedisCluster.from_url(cluster.url)
@@ -289,5 +295,6 @@ def test_the_asyncio_api_on_a_cluster(cluster: ClusterProcesses, prefix: str) ->
         "state": "active",
         "turns": 2,
         "tags": {"vip", "new"},
+        "stage": "both",
     }
     assert open_memory(cluster, "async-1", prefix).messages[0] == {"n": 0, "seen": True}

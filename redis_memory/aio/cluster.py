@@ -8,7 +8,9 @@ and its object, and :meth:`AsyncClusterBackend.drive` runs it on the primary tha
 object's slot once the slot map is known, reading the map again and sending the operation to
 the slot's new owner after a ``MOVED``/``ASK`` reply or a lost primary (up to 5 times).
 Blocking waits (``wait_for_new``) run on the sync :class:`~redis_memory.cluster.ClusterBackend`
-of the same URL. As there, nothing is journaled on a cluster.
+of the same URL. A transaction is opened on the router (every primary's backend joins the
+router's transactions), and committed as one ``Routed`` batch on the object's primary. As in
+the sync API, nothing is journaled on a cluster.
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ from redis_memory.keys import KeySpace
 from redis_memory.redaction import redact
 
 _ATTEMPTS = 5
+
+
+def _never_connects() -> redis.asyncio.Redis:
+    raise AssertionError("the router's own backend keeps transactions only; it never connects")
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,9 @@ class AsyncClusterBackend:
         self._raise_offline: set[str] = set()
         self.backlog = 0
         self.journal = None
+        # A backend that never connects: the transaction bookkeeping shared by the primaries'.
+        self._logic = AsyncBackend(_never_connects, label)
+        self._logic.transaction_owner = self
 
     async def _topology(self) -> redis.asyncio.cluster.RedisCluster:
         loop = asyncio.get_running_loop()
@@ -93,6 +102,7 @@ class AsyncClusterBackend:
                 lambda: redis.asyncio.Redis.from_pool(redis.asyncio.ConnectionPool(**options)),
                 f"{self.label} ({address[0]}:{address[1]})",
             )
+            backend.transaction_owner = self  # a transaction opened here is seen by the primary
         settings = self._settings.get(space.hash_key)
         if settings is not None:
             backend.configure(space, *settings[0], **settings[1])
@@ -147,11 +157,17 @@ class AsyncClusterBackend:
         raise AssertionError("unreachable")
 
     def begin(self, space: KeySpace) -> None:
-        """Transactions on a cluster are not available in the asyncio API yet."""
-        raise ServerError("asyncio transactions are not available on Redis Cluster yet (the sync API has them)")
+        """Open a transaction on ``space`` in this task; the primary that commits it sees it
+        (its backend's ``transaction_owner`` is this router)."""
+        self._logic.begin(space)
+
+    def end(self, space: KeySpace) -> Any:
+        """Close the transaction on ``space``; its queued writes (see :meth:`Core.end`)."""
+        return self._logic.end(space)
 
     def check_edit(self, space: KeySpace, name: str, position: int) -> None:
-        """No transaction can be open here (see :meth:`begin`): nothing to check."""
+        """:meth:`CollectionOps.check_edit` against the transaction open here, if any."""
+        self._logic.check_edit(space, name, position)
 
     async def fetch(self, spaces: Sequence[KeySpace], names: Sequence[str]) -> list[dict[str, Any]]:
         """:meth:`Core.g_fetch` per primary, merged in order."""

@@ -69,6 +69,9 @@ class Core(CollectionOps, DocumentOps, OfflineWrites):
         self._raise_offline: set[str] = set()
         self._known: OrderedDict[tuple[str, str], tuple[str, Any] | None] = OrderedDict()
         self.writers = Writers()
+        # Whose transactions this core's writes join: itself, or the cluster router that owns it
+        # (so a transaction opened on the router is seen by the primary that runs its writes).
+        self.transaction_owner: object = self
         self._wait_replicas: dict[str, int] = {}  # hash key -> replicas that must confirm each write
         self.stats = Stats()
         self._full_push: set[str] = set()  # searchable lists met by push.lua: op:push from now on
@@ -265,15 +268,15 @@ class Core(CollectionOps, DocumentOps, OfflineWrites):
         self.writers.give_back(writer)
 
     def _transaction(self, space: KeySpace) -> OpenTransaction | None:
-        return transactions.current(self, space.hash_key)
+        return transactions.current(self.transaction_owner, space.hash_key)
 
     def begin(self, space: KeySpace) -> None:
         """Open a transaction on ``space`` in the current thread or task (see :meth:`g_commit`)."""
-        transactions.begin(self, space.hash_key)
+        transactions.begin(self.transaction_owner, space.hash_key)
 
     def end(self, space: KeySpace) -> Queue:
         """Close the transaction on ``space``; return its queued ops (see :func:`transactions.end`)."""
-        return transactions.end(self, space.hash_key)
+        return transactions.end(self.transaction_owner, space.hash_key)
 
     def g_commit(self, space: KeySpace, queue: Queue) -> Op[list[Any]]:
         """Send the queued ops as one batch (``lua/batch.lua``): all checked, then all applied."""
