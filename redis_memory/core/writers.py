@@ -50,8 +50,11 @@ class Writers:
         if self._pid != os.getpid():  # a forked child makes writers of its own
             self._free, self._held, self._pid = [], [], os.getpid()
         if not backlog and self._held:  # every journaled write is replayed: held writers are free again
-            while self._held:
-                writer = self._held.pop()
+            while True:
+                try:
+                    writer = self._held.pop()
+                except IndexError:  # (another thread freed the last one)
+                    break
                 writer.journaled = False
                 self._free.append(writer)
         pool = self._held if backlog and may_journal and self._held else self._free
