@@ -51,7 +51,10 @@ class CollectionOps:
         if reply is QUEUED:
             return QUEUED  # type: ignore[no-any-return]
         if isinstance(reply, list):  # the copy sent, brought up to date (push_reply in lua/lib.lua)
-            return self._caught_up(key, copy, known, elements, reply)
+            mirror = self._caught_up(key, copy, known, elements, reply)
+            if mirror is not None and elements:
+                mirror.digest(elements[-1], raws[-1])  # its new last element's text is known: no re-encoding
+            return mirror
         return self._pushed(key, elements, bound, int(reply))
 
     def _caught_up(

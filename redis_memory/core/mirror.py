@@ -7,7 +7,7 @@ import json
 import math
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from redis_memory.keys import KeySpace
@@ -32,6 +32,7 @@ class Mirror:
     shape: tuple[int, int, int] = (0, 0, 0)
     deadline: float = math.inf  # time.monotonic() by which the key may have expired
     state: str | None = None  # a list's 'version head' on the server when value was its copy
+    digests: dict[int, tuple[Any, str]] = field(default_factory=dict)  # id(element) -> (element, SHA-1)
 
     def updatable(self) -> bool:
         """Whether this is a list copy Redis can bring up to date by sending only what changed."""
@@ -52,8 +53,19 @@ class Mirror:
         items = self.value
         if not items:
             return f"{self.state} 0 - -"
-        first, last = (_digest(item) for item in (items[0], items[-1]))
-        return f"{self.state} {len(items)} {first} {last}"
+        return f"{self.state} {len(items)} {self.digest(items[0])} {self.digest(items[-1])}"
+
+    def digest(self, element: Any, raw: str | None = None) -> str:
+        """SHA-1 of ``element``'s stored text (``raw`` when known), remembered for the ends."""
+        found = self.digests.get(id(element))
+        if found is not None and found[0] is element:
+            return found[1]
+        text = raw if raw is not None else json.dumps(element, ensure_ascii=False, separators=(",", ":"))
+        digest = hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
+        if len(self.digests) >= 4:
+            self.digests.clear()
+        self.digests[id(element)] = (element, digest)
+        return digest
 
     def same_copy(self, known: str) -> bool:
         """Whether this copy is still the one ``known`` (from :meth:`known_copy`) described."""
@@ -67,12 +79,6 @@ class Mirror:
     def intact(self) -> bool:
         """False when the list or set was changed behind the library's back (see :func:`_shape`)."""
         return _shape(self.value) == self.shape
-
-
-def _digest(element: Any) -> str:
-    """SHA-1 of a list element's stored text (as ``codec.encode_element`` writes it)."""
-    text = json.dumps(element, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _shape(items: Any) -> tuple[int, int, int]:
