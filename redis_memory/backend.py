@@ -351,7 +351,7 @@ class Backend(JournalReplay, Core):
         window = 0.0 if down else self.retry_for
         deadline = time.monotonic() + window
         writing = is_write(request)
-        delays = resend_delays()
+        delays: Iterator[float] | None = None  # made at the first resend
         while True:
             remaining = deadline - time.monotonic()
             cap = remaining if writing else (REPLAY_WAIT if down else None)
@@ -372,6 +372,7 @@ class Backend(JournalReplay, Core):
                     self._down = True  # until Redis answers again, requests do not wait
                     raise
                 self.stats.counts["retries"] += 1
+                delays = delays or resend_delays()
                 time.sleep(min(next(delays), remaining))
                 continue
             self._answered()

@@ -59,7 +59,8 @@ class OfflineWrites:
         journaling = (
             keeper is not None and keeper.journal is not None and space.hash_key not in self._raise_offline
         ) and not needs_reply
-        open_form = unsettled(request.name, list(request.args))  # made after a probe Redis did not answer
+        # made after a probe Redis did not answer (only assignments can be)
+        open_form = request.name in ("op:assign", "batch") and unsettled(request.name, list(request.args))
         if journaling and keeper is not None and (keeper.backlog or open_form):
             return keeper._journal_write(request)
         if open_form:
