@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
@@ -10,18 +11,48 @@ from typing import Any
 
 import pytest
 import redis
+import redis.cluster
 
-from redis_memory import ConversationMemory
+from redis_memory import ConversationMemory, connections
 from tests import seed_agents
+from tests.cluster import ClusterProcesses
 from tests.servers import RedisProcess
 
 
-@pytest.fixture
-def seed_env(server: RedisProcess, prefix: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str]]:
-    """Configure the library through the environment, so the seed's calls stay verbatim."""
-    monkeypatch.setenv("REDIS_URL", server.url)
+@pytest.fixture(params=["one server", "cluster"])
+def seed_env(
+    request: pytest.FixtureRequest,
+    server: RedisProcess,
+    clusters: dict[str, ClusterProcesses],
+    prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[tuple[str, str]]:
+    """Configure the library through the environment, so the seed's calls stay verbatim: on
+    one server (``REDIS_URL``), and on a Redis Cluster (``REDIS_URL`` + ``REDIS_CLUSTER=1``)."""
+    url = server.url
+    if request.param == "cluster":
+        url = clusters["modules" if server.modules else "plain"].url
+        monkeypatch.setenv("REDIS_CLUSTER", "1")
+    monkeypatch.setenv("REDIS_URL", url)
     monkeypatch.setenv("REDIS_PREFIX", prefix)
-    yield server.url, prefix
+    yield url, prefix
+    if request.param == "cluster":
+        connections.reset()
+
+
+def stored_keys(url: str, pattern: str) -> list[str]:
+    """The keys matching ``pattern`` on the server, or on every primary of the cluster."""
+    if os.environ.get("REDIS_CLUSTER") == "1":
+        client = redis.cluster.RedisCluster.from_url(url, decode_responses=True)
+        try:
+            return sorted(client.keys(pattern, target_nodes=redis.cluster.RedisCluster.PRIMARIES))
+        finally:
+            client.close()
+    client = redis.Redis.from_url(url, decode_responses=True)
+    try:
+        return sorted(client.keys(pattern))
+    finally:
+        client.close()
 
 
 def in_process(function: Callable[..., Any], *args: object) -> Any:
@@ -122,8 +153,8 @@ def cleanup_old_conversations(conversation_ids: list[str], max_age_days: int = 7
                             pass
 
 
-def test_conversation_cleanup(seed_env: tuple[str, str], raw: redis.Redis) -> None:
-    _, prefix = seed_env
+def test_conversation_cleanup(seed_env: tuple[str, str]) -> None:
+    url, prefix = seed_env
     old, recent = ConversationMemory(conversation_id="old"), ConversationMemory(conversation_id="recent")
     for mem, when in ((old, datetime.now() - timedelta(days=30)), (recent, datetime.now())):
         mem.last_activity = when.isoformat()
@@ -134,7 +165,7 @@ def test_conversation_cleanup(seed_env: tuple[str, str], raw: redis.Redis) -> No
     cleanup_old_conversations(["old", "recent", "never-existed"])
     assert not hasattr(ConversationMemory(conversation_id="old"), "last_activity")
     assert dir(ConversationMemory(conversation_id="old")) == dir(ConversationMemory(conversation_id="never-existed"))
-    assert raw.keys(f"{prefix}{{old}}*") == []
+    assert stored_keys(url, f"{prefix}{{old}}*") == []
     assert ConversationMemory(conversation_id="recent").state == "active"
 
 
