@@ -4,8 +4,10 @@ The operations are :mod:`redis_memory.core`'s, unchanged; this driver awaits eac
 instead of blocking. It keeps no mirrors (an async read is always one round trip), so it
 needs no client tracking, and takes its connections from an asyncio connection pool, one
 per event loop. A request that meets a lost connection is sent again, as the sync driver
-does (a write carries an operation id, so Redis applies it once); unlike the sync driver it
-journals nothing, so once ``retry_for`` has passed the error reaches the caller.
+does (a write carries an operation id, so Redis applies it once); once ``retry_for`` has
+passed, a write is journaled by the sync driver of the same URL (:meth:`journal_keeper`;
+through ``client=`` it raises), and a read serves the last value this driver read or wrote
+(:meth:`AsyncBackend.read`), or raises.
 """
 
 from __future__ import annotations
