@@ -69,6 +69,16 @@ def storable_name(cls: type, name: str) -> str:
     return name
 
 
+def fetch_targets(
+    cls: type, ids: Iterable[str | int | uuid.UUID], fields: Sequence[str], prefix: str | None
+) -> tuple[list[KeySpace], list[str]]:
+    """The objects (each once, in order) and attribute names a ``fetch()`` reads, checked
+    before anything is sent (both APIs)."""
+    names = [storable_name(cls, name) for name in fields]
+    spaces = list(dict.fromkeys(KeySpace(resolve_prefix(prefix), normalize_id(found)) for found in ids))
+    return spaces, names
+
+
 class _Missing:
     def __repr__(self) -> str:
         return "MISSING"
@@ -334,8 +344,7 @@ class Memory:
         dashboard's conversations, without a round trip per attribute. Reads Redis as it is
         (no mirror). ``InvalidNameError`` for a name that cannot be stored, before anything is
         sent."""
-        names = [storable_name(cls, name) for name in fields]
-        spaces = list(dict.fromkeys(KeySpace(resolve_prefix(prefix), normalize_id(found)) for found in ids))
+        spaces, names = fetch_targets(cls, ids, fields, prefix)
         if not spaces or not names:
             return {space.object_id: {} for space in spaces}
         rows = backend_for(url=url, client=client).fetch(spaces, names)

@@ -295,6 +295,33 @@ def test_a_process_that_never_reached_redis_assigns_then_appends(
     raw.close()
 
 
+def write_through_an_outage(durable: DurableServer, code: str, home: Path, prefix: str, retry_for: str) -> str:
+    """Run ``code`` in a process that prints ``ready``, kill Redis, let it go on; its output."""
+    writer = run_python(code, home, durable.url, prefix, retry_for=retry_for, wait=False, stdin=True)
+    assert writer.stdout is not None and writer.stdin is not None
+    assert writer.stdout.readline().strip() == "ready"
+    durable.kill()
+    writer.stdin.write("\n")
+    writer.stdin.flush()
+    out, err = writer.communicate(timeout=120)
+    assert writer.returncode == 0, err
+    return out
+
+
+MESSAGES_READER = (
+    "import json, sys\nfrom redis_memory import ConversationMemory\n"
+    "print(json.dumps(list(ConversationMemory('c1', url=sys.argv[1], prefix=sys.argv[2]).messages)))"
+)
+
+
+def stored_messages(durable: DurableServer, home: Path, prefix: str) -> object:
+    """``c1``'s messages as a new process reads them (replaying what the journal holds)."""
+    reader = run_python(MESSAGES_READER, home, durable.url, prefix)
+    out, err = reader.communicate(timeout=120)
+    assert reader.returncode == 0, err
+    return json.loads(out)
+
+
 UNREAD_WRITER = """
 import sys
 from redis_memory import ConversationMemory, RedisConnectionError
@@ -330,25 +357,10 @@ def test_appends_to_a_list_whose_items_are_not_known_offline_are_journaled_and_r
     durable: DurableServer, tmp_path: Path, prefix: str
 ) -> None:
     home = tmp_path / "home"
-    writer = run_python(UNREAD_WRITER, home, durable.url, prefix, retry_for="0.3", wait=False, stdin=True)
-    assert writer.stdout is not None and writer.stdin is not None
-    assert writer.stdout.readline().strip() == "ready"
-    durable.kill()
-    writer.stdin.write("\n")
-    writer.stdin.flush()
-    out, err = writer.communicate(timeout=120)
-    assert writer.returncode == 0 and out.strip() == "written", err
+    out = write_through_an_outage(durable, UNREAD_WRITER, home, prefix, retry_for="0.3")
+    assert out.strip() == "written"
     durable.start()
-    reader = run_python(
-        "import json, sys\nfrom redis_memory import ConversationMemory\n"
-        "print(json.dumps(list(ConversationMemory('c1', url=sys.argv[1], prefix=sys.argv[2]).messages)))",
-        home,
-        durable.url,
-        prefix,
-    )
-    out, err = reader.communicate(timeout=120)
-    assert reader.returncode == 0, err
-    assert json.loads(out) == [{"n": -1}, {"n": 0}, {"n": 1}, {"n": 2}, {"n": 3}]
+    assert stored_messages(durable, home, prefix) == [{"n": -1}, {"n": 0}, {"n": 1}, {"n": 2}, {"n": 3}]
 
 
 ASYNC_READER_OFFLINE = """
@@ -384,14 +396,7 @@ def test_the_asyncio_api_serves_last_known_values_while_redis_is_down(
     durable: DurableServer, tmp_path: Path, prefix: str
 ) -> None:
     home = tmp_path / "home"
-    writer = run_python(ASYNC_READER_OFFLINE, home, durable.url, prefix, retry_for="0.3", wait=False, stdin=True)
-    assert writer.stdout is not None and writer.stdin is not None
-    assert writer.stdout.readline().strip() == "ready"
-    durable.kill()
-    writer.stdin.write("\n")
-    writer.stdin.flush()
-    out, err = writer.communicate(timeout=120)
-    assert writer.returncode == 0, err
+    out = write_through_an_outage(durable, ASYNC_READER_OFFLINE, home, prefix, retry_for="0.3")
     assert json.loads(out) == {
         "messages": [{"n": 0}, {"n": 1}],
         "profile": {"a": 1, "b": 2},
@@ -401,13 +406,4 @@ def test_the_asyncio_api_serves_last_known_values_while_redis_is_down(
         "unknown": True,
     }
     durable.start()
-    reader = run_python(
-        "import json, sys\nfrom redis_memory import ConversationMemory\n"
-        "print(json.dumps(list(ConversationMemory('c1', url=sys.argv[1], prefix=sys.argv[2]).messages)))",
-        home,
-        durable.url,
-        prefix,
-    )
-    out, err = reader.communicate(timeout=120)
-    assert reader.returncode == 0, err
-    assert json.loads(out) == [{"n": -1}, {"n": 0}, {"n": 1}, {"n": 2}]
+    assert stored_messages(durable, home, prefix) == [{"n": -1}, {"n": 0}, {"n": 1}, {"n": 2}]

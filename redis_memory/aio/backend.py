@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import redis.asyncio
@@ -151,6 +151,10 @@ class AsyncBackend(Core):
                 error = RedisConnectionError(f"cannot reach Redis at {self.label}: {exc}")
                 error.__cause__ = exc
                 self._count("errors")
+
+    async def fetch(self, spaces: Sequence[KeySpace], names: Sequence[str]) -> list[dict[str, Any]]:
+        """See :meth:`Core.g_fetch`."""
+        return await self.drive(self.g_fetch(spaces, names))
 
     def on_object(self, space: KeySpace, make: Callable[[], Op[T]]) -> Op[T]:
         """An operation on ``space``'s keys, built by ``make()`` (a cluster backend runs it on

@@ -32,7 +32,7 @@ from redis_memory.core.requests import QUEUED, Command, Op, text
 from redis_memory.docops import DocOp, Path
 from redis_memory.errors import MissingAttributeError, MissingIndexError
 from redis_memory.keys import DEFAULT_ID, KeySpace, normalize_id
-from redis_memory.memory import MISSING, Transaction, _checked_bounds, _milliseconds, storable_name
+from redis_memory.memory import MISSING, Transaction, _checked_bounds, _milliseconds, fetch_targets, storable_name
 
 _BACKENDS: dict[str, AsyncBackend] = {}
 
@@ -235,15 +235,10 @@ class Memory:
     ) -> dict[str, dict[str, Any]]:
         """As :meth:`redis_memory.Memory.fetch`: attributes ``fields`` of many objects, as
         plain data, in two pipelined round trips at most."""
-        names = [storable_name(cls, name) for name in fields]
-        spaces = list(dict.fromkeys(KeySpace(resolve_prefix(prefix), normalize_id(found)) for found in ids))
+        spaces, names = fetch_targets(cls, ids, fields, prefix)
         if not spaces or not names:
             return {space.object_id: {} for space in spaces}
-        backend = _backend_for(url, client)
-        if isinstance(backend, AsyncClusterBackend):
-            rows = await backend.fetch(spaces, names)
-        else:
-            rows = await backend.drive(backend.g_fetch(spaces, names))
+        rows = await _backend_for(url, client).fetch(spaces, names)
         return {space.object_id: row for space, row in zip(spaces, rows, strict=True)}
 
     async def to_dict(self) -> dict[str, Any]:
