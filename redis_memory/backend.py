@@ -76,7 +76,8 @@ def _forked() -> None:
 os.register_at_fork(after_in_child=_forked)
 
 
-def _default_journal() -> Journal | None:
+def default_journal() -> Journal | None:
+    """The journal writes go to while Redis cannot be reached (None: ``REDIS_MEMORY_OFFLINE=raise``)."""
     if os.environ.get("REDIS_MEMORY_OFFLINE", "journal") == "raise":
         return None
     return journal_for()
@@ -126,7 +127,7 @@ class Backend(JournalReplay, Core):
         self._waiting: redis.ConnectionPool | None = None  # connections that block in wait_list
         self._waiting_pid = -1
         self.server_id = server_id or self.label
-        self.journal = _default_journal()
+        self.journal = default_journal()
         self.retry_for = default_retry_for()
         self._flusher: threading.Thread | None = None
         self._next_adoption = math.inf  # set at the first connection
@@ -387,7 +388,9 @@ class Backend(JournalReplay, Core):
                 self.label,
                 redact(str(exc)),
                 window,
-                "journaling writes" if self.journal is not None else "raising RedisConnectionError",
+                "journaling writes"
+                if getattr(self.journal_keeper(), "journal", None)
+                else "raising RedisConnectionError",
             )
         else:
             logger.debug("still no connection to %s (%s)", self.label, redact(str(exc)))
@@ -445,7 +448,8 @@ class Backend(JournalReplay, Core):
 
         While Redis cannot be reached, or this process's journaled writes wait for it, the
         last known value (with those writes applied) is served when there is one."""
-        if self.backlog:
+        keeper = self.journal_keeper()
+        if keeper is not None and keeper.journals_behind(space):
             known, found = self.known(space, name)
             if known:
                 return found

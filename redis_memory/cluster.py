@@ -10,12 +10,12 @@ failover) or a lost primary refreshes the map and sends the operation again to t
 new primary (a write keeps its operation id, so it is applied once); a per-object setting
 (``ttl=``, bounds, validators, ``offline=``) follows the object to whichever primary serves it.
 
-Queries across objects (``find``, ``count``, ``ids``, ``cleanup``) run on every primary
-(:meth:`ClusterBackend.primaries`) and are merged by ``redis_memory.search.api``.
-
-Limits (docs/cluster.md): the offline journal is not used on a cluster (a write that cannot
-reach the slot's primary within ``REDIS_MEMORY_RETRY_FOR`` raises ``RedisConnectionError``);
-``find_raw`` and message search raise :class:`~redis_memory.errors.ServerError` saying so.
+Queries across objects (``find``, ``count``, ``ids``, ``cleanup``, ``find_raw``, message
+search) run on every primary (:meth:`ClusterBackend.primaries`) and are merged by
+``redis_memory.search``. A write that cannot reach its slot's primary within
+``REDIS_MEMORY_RETRY_FOR`` is journaled by the cluster's journal
+(:class:`~redis_memory.cluster_journal.ClusterJournal`), and replayed to whichever primary
+holds its slot once one answers.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from typing import Any
 import redis
 import redis.cluster
 
-from redis_memory.backend import Backend
+from redis_memory.backend import Backend, default_journal
+from redis_memory.cluster_journal import ClusterJournal
 from redis_memory.core.mirror import ProxyFactory
 from redis_memory.counters import Stats
 from redis_memory.errors import RedisConnectionError, ServerError
@@ -61,6 +62,17 @@ def moved(exc: BaseException) -> bool:
     return isinstance(cause, _MOVED_ERRORS) or (isinstance(exc, ServerError) and str(exc).startswith(_MOVES))
 
 
+class NodeBackend(Backend):
+    """The backend of one primary inside a :class:`ClusterBackend`: its writes that cannot
+    reach the primary are journaled by the cluster's journal (``shared_journal``)."""
+
+    shared_journal: ClusterJournal | None = None
+
+    def journal_keeper(self) -> Any:
+        """The cluster's journal (None with ``REDIS_MEMORY_OFFLINE=raise``: such writes raise)."""
+        return self.shared_journal
+
+
 class ClusterBackend:
     """One :class:`Backend` per primary of a Redis Cluster, chosen by each object's slot."""
 
@@ -86,8 +98,8 @@ class ClusterBackend:
         self._configured: dict[tuple[str, int], set[str]] = {}
         self._raise_offline: set[str] = set()
         self._lock = threading.RLock()
-        self.backlog = 0  # no offline journal on a cluster
-        self.journal = None
+        journal = default_journal()
+        self.offline = ClusterJournal(self, journal) if journal is not None else None
 
     def _bound(self, make: ProxyFactory) -> ProxyFactory:
         """A proxy factory whose containers write through this router."""
@@ -112,9 +124,33 @@ class ClusterBackend:
         with self._lock, contextlib.suppress(redis.exceptions.RedisError, OSError):
             cluster.nodes_manager.initialize()  # on failure the old map stays until a node answers
 
+    @property
+    def backlog(self) -> int:
+        """How many of this process's journaled writes wait for the cluster."""
+        return self.offline.backlog if self.offline is not None else 0
+
+    def flush_journal(self, timeout: float | None = None) -> bool:
+        """Wait until every write this process journaled for the cluster has reached it (True),
+        or until ``timeout`` seconds have passed (False)."""
+        return self.offline.flush_journal(timeout) if self.offline is not None else True
+
     def node_for(self, space: KeySpace) -> Backend:
         """The backend of the primary that holds ``space``'s slot (configured for it)."""
         return self._node_for_key(space.hash_key, space)
+
+    def node_for_key(self, key: str) -> Backend:
+        """The backend of the primary that holds ``key``'s slot."""
+        return self._node_for_key(key)
+
+    def moved_away(self, key: str) -> bool:
+        """Whether ``key``'s slot, once the slot map is read again, is held by another primary
+        than the one the map named (a failover or a resharding happened meanwhile)."""
+        before = self._node_for_key(key)
+        self.refresh()
+        try:
+            return self._node_for_key(key) is not before
+        except (RedisConnectionError, ServerError):
+            return False
 
     def _node_for_key(self, key: str, space: KeySpace | None = None) -> Backend:
         cluster = self._topology()
@@ -134,13 +170,14 @@ class ClusterBackend:
 
     def _node_backend(self, host: str, port: int) -> Backend:
         options = {**self._options, "host": host, "port": port}
-        backend = Backend(
+        backend = NodeBackend(
             lambda: redis.ConnectionPool(**options),
             f"{self.label} ({host}:{port})",
             self._factories,
             server_id=f"{host}:{port}/0",
         )
-        backend.journal = None  # no journal on a cluster: see the module docstring
+        backend.journal = None  # the cluster's journal keeps its writes (see the module docstring)
+        backend.shared_journal = self.offline
         return backend
 
     def primaries(self) -> list[Backend]:
@@ -175,6 +212,8 @@ class ClusterBackend:
     # -- routing ----------------------------------------------------------------------------------
 
     def _routed(self, name: str, space: KeySpace, *args: Any, **kwargs: Any) -> Any:
+        if self.offline is not None:
+            self.offline.adopt_if_due()
         for attempt in range(_ATTEMPTS):
             backend = self.node_for(space)
             try:
@@ -243,6 +282,8 @@ class ClusterBackend:
         total = Stats()
         for backend in self.backends():
             total.add(backend.stats)
+        if self.offline is not None:
+            total.add(self.offline.stats)
         return total
 
     def close(self) -> None:

@@ -71,13 +71,19 @@ def backend_for(
         return found
 
 
+TOPOLOGY_TIMEOUT = 2.0  # seconds a node may take to answer for the slot map
+
+
 def _cluster_for_url(resolved: str) -> ClusterBackend:
     with _lock:
         found = _clusters.get(resolved)
         if found is None:
             options = {**redis.connection.parse_url(resolved), **POOL_OPTIONS}  # type: ignore[no-untyped-call]
             options.pop("db", None)
-            factory = lambda: redis.cluster.RedisCluster.from_url(resolved)  # noqa: E731
+            # The slot map is read with short timeouts: a frozen node costs a refresh seconds, not forever.
+            factory = lambda: redis.cluster.RedisCluster.from_url(  # noqa: E731
+                resolved, socket_connect_timeout=TOPOLOGY_TIMEOUT, socket_timeout=TOPOLOGY_TIMEOUT
+            )
             found = _clusters[resolved] = ClusterBackend(factory, resolved, options, _FACTORIES)
         return found
 
@@ -120,6 +126,8 @@ def stats() -> dict[str, dict[str, Any]]:
         backends: list[Observed] = [*_by_url.values(), *_by_client.values(), *_counted]
         for routed in [*_clusters.values(), *_cluster_clients.values()]:
             backends.extend(routed.backends())
+            if routed.offline is not None:  # its journal: journaled writes and depth, by the cluster's label
+                backends.append(routed.offline)
     merged: dict[str, tuple[Stats, int]] = {}
     for backend in backends:
         total, depth = merged.get(backend.label, (Stats(), 0))

@@ -188,10 +188,17 @@ class Journal:
             "ORDER BY seq LIMIT 1",
             (server, owner_token()),
         )
-        if not rows:
-            return None
-        seq, found_server, made_at, script, keys, args = rows[0]
-        return Entry(int(seq), str(found_server), int(made_at), str(script), json.loads(keys), json.loads(args))  # type: ignore[call-overload, arg-type]
+        return _entry(rows[0]) if rows else None
+
+    def entries(self, server: str, after: int = 0, limit: int = 500) -> list[Entry]:
+        """This process's entries for ``server`` whose sequence number is above ``after``,
+        oldest first, at most ``limit`` of them."""
+        rows = self._run(
+            "SELECT seq, server, made_at, script, keys, args FROM entries WHERE server = ? AND owner = ? AND seq > ? "
+            "ORDER BY seq LIMIT ?",
+            (server, owner_token(), after, limit),
+        )
+        return [_entry(row) for row in rows]
 
     def remove(self, seq: int) -> None:
         """Forget an entry that has been replayed (or dropped as a conflict)."""
@@ -203,6 +210,11 @@ class Journal:
             if self._db is not None and self._pid == os.getpid():
                 self._db.close()
             self._db = None
+
+
+def _entry(row: tuple[object, ...]) -> Entry:
+    seq, found_server, made_at, script, keys, args = row
+    return Entry(int(seq), str(found_server), int(made_at), str(script), json.loads(keys), json.loads(args))  # type: ignore[call-overload, arg-type]
 
 
 _journals: dict[Path, Journal] = {}

@@ -19,9 +19,12 @@ T = TypeVar("T")
 class Observed(Protocol):
     """What an observer reads of a driver (sync or async)."""
 
-    label: str
-    stats: Stats
-    backlog: int
+    @property
+    def label(self) -> str: ...
+    @property
+    def stats(self) -> Stats: ...
+    @property
+    def backlog(self) -> int: ...
 
 
 class Observer(Protocol):

@@ -15,6 +15,7 @@ import os
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import redis
@@ -28,6 +29,7 @@ from redis_memory.core.retry import LOST
 
 if TYPE_CHECKING:
     from redis_memory.counters import Stats
+    from redis_memory.journal import Entry
 
 logger = logging.getLogger("redis_memory.backend")  # one logger for the sync driver (docs/observability.md)
 
@@ -49,6 +51,17 @@ def _stop_flushers() -> None:
 
 
 atexit.register(_stop_flushers)
+
+
+def start_flusher(run: Callable[[], None], name: str) -> threading.Thread | None:
+    """Start a daemon thread replaying a journal (joined at interpreter exit); None when the
+    process is ending: what waits then stays in the journal, for the next process."""
+    if _EXITING.is_set():
+        return None
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    _FLUSHERS.add(thread)
+    thread.start()
+    return thread
 
 
 class JournalReplay:
@@ -90,12 +103,8 @@ class JournalReplay:
 
     def journal_started(self) -> None:
         """Start the thread that replays the journal once Redis answers (if not running)."""
-        if _EXITING.is_set():
-            return  # the process is ending: what waits stays in the journal for the next one
         if self._flusher is None or not self._flusher.is_alive():
-            self._flusher = threading.Thread(target=self._flush, name="redis-memory-journal", daemon=True)
-            _FLUSHERS.add(self._flusher)
-            self._flusher.start()
+            self._flusher = start_flusher(self._flush, "redis-memory-journal")
 
     def _flush(self) -> None:
         delay = 0.05
@@ -129,14 +138,7 @@ class JournalReplay:
                 if entry is None:
                     self.backlog = 0
                     break
-                args = list(entry.args)
-                if is_write(Script(entry.script, entry.keys, args)):
-                    args[2] = str(entry.made_at)  # the write's time: last writer wins (lib.lua)
-                if unsettled(entry.script, args):
-                    args = settled(entry.script, args, self._json_flag_for(entry.keys[0]))
-                with self._capped(REPLAY_WAIT):  # the lock is held: never longer than this
-                    self._execute(Script(entry.script, entry.keys, args))
-                self._answered()
+                self.replay_entry(entry)
             except LOST as exc:
                 self._lost()
                 self._lost_at(exc, 0.0)
@@ -154,6 +156,19 @@ class JournalReplay:
         if replayed:
             self.forget_mirrors()  # our own replayed writes are not pushed to us (NOLOOP)
             logger.info("replayed %d journaled writes to %s", replayed, self.label)
+
+    def replay_entry(self, entry: Entry) -> None:
+        """Send one journaled write, with the time it was made, on this driver's connection
+        (call with the lock held, connected). Raises what the request raised: a lost
+        connection, or Redis's refusal."""
+        args = list(entry.args)
+        if is_write(Script(entry.script, entry.keys, args)):
+            args[2] = str(entry.made_at)  # the write's time: last writer wins (lib.lua)
+        if unsettled(entry.script, args):
+            args = settled(entry.script, args, self._json_flag_for(entry.keys[0]))
+        with self._capped(REPLAY_WAIT):  # the lock is held: never longer than this
+            self._execute(Script(entry.script, entry.keys, args))
+        self._answered()
 
     def _json_flag_for(self, hash_key: str) -> str:
         """Whether the server has RedisJSON (``"1"``/``"0"``), asked as the core asks it

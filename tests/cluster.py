@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import redis
+import redis.cluster
 
 from tests.servers import RedisProcess
 
@@ -123,3 +124,31 @@ class ClusterProcesses:
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()
+
+
+class ClusterTarget:
+    """A cluster standing where the tests take a ``RedisProcess``: ``url``, ``modules``,
+    ``client()`` (bytes, as ``RedisProcess.client``), ``raw()`` (decoded), ``kind``."""
+
+    kind = "cluster"
+
+    def __init__(self, cluster: ClusterProcesses) -> None:
+        self.cluster = cluster
+        self.modules = cluster.modules
+        self.url = cluster.url
+
+    def client(self) -> redis.cluster.RedisCluster:
+        """A cluster client of its own (as another process would have)."""
+        return redis.cluster.RedisCluster(host="127.0.0.1", port=self.cluster.ports[0])
+
+    def raw(self) -> redis.cluster.RedisCluster:
+        """A decoded cluster client, to look at what the library stored (``keys`` on every primary)."""
+        return _EveryPrimary(host="127.0.0.1", port=self.cluster.ports[0], decode_responses=True)
+
+
+class _EveryPrimary(redis.cluster.RedisCluster):
+    """A cluster client whose ``keys()`` asks every primary, as ``keys()`` of one server sees all."""
+
+    def keys(self, pattern: object = "*", **kwargs: object) -> list[object]:  # type: ignore[override]
+        kwargs.setdefault("target_nodes", redis.cluster.RedisCluster.PRIMARIES)
+        return super().keys(pattern, **kwargs)  # type: ignore[arg-type]

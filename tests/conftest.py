@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from redis_memory import ConversationMemory, connections
-from tests.cluster import ClusterProcesses
+from tests.cluster import ClusterProcesses, ClusterTarget
 from tests.servers import RedisProcess
 
 SERVER_KINDS = ["modules", "plain"]
@@ -29,10 +29,36 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Redi
         server.stop()
 
 
-@pytest.fixture(params=SERVER_KINDS)
-def server(request: pytest.FixtureRequest, servers: dict[str, RedisProcess]) -> RedisProcess:
-    """Each test that takes ``server`` runs twice: with the modules and without."""
-    return servers[request.param]
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "on_cluster: the test also runs on a real Redis Cluster, as a third server kind")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``server`` is each kind of SERVER_KINDS, and also "cluster" for tests marked ``on_cluster``
+    (a module's ``pytestmark``) and not ``one_server``: the behavioural suite runs on a
+    3-primary Redis Cluster too."""
+    if "server" in metafunc.fixturenames:
+        marked = metafunc.definition.get_closest_marker
+        kinds = SERVER_KINDS + (["cluster"] if marked("on_cluster") and not marked("one_server") else [])
+        metafunc.parametrize("server", kinds, indirect=True)
+
+
+@pytest.fixture
+def server(
+    request: pytest.FixtureRequest,
+    servers: dict[str, RedisProcess],
+    clusters: dict[str, ClusterProcesses],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[RedisProcess | ClusterTarget]:
+    """Each test that takes ``server`` runs with the modules and without (and, marked
+    ``on_cluster``, on a Redis Cluster with the modules: ``REDIS_CLUSTER=1`` is set meanwhile,
+    so every ``url=server.url`` and every worker process opens it as a cluster)."""
+    if request.param != "cluster":
+        yield servers[request.param]
+        return
+    monkeypatch.setenv("REDIS_CLUSTER", "1")
+    yield ClusterTarget(clusters["modules"])
+    connections.reset()
 
 
 @pytest.fixture
@@ -50,7 +76,11 @@ def prefix() -> str:
 @pytest.fixture
 def raw(server: RedisProcess) -> Iterator[redis.Redis]:
     """A plain redis-py client to the same server, to look at what the library stored."""
-    client = redis.Redis(unix_socket_path=str(server.socket), decode_responses=True)
+    client = (
+        server.raw()
+        if isinstance(server, ClusterTarget)
+        else redis.Redis(unix_socket_path=str(server.socket), decode_responses=True)
+    )
     yield client
     client.close()
 

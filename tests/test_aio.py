@@ -24,6 +24,8 @@ from redis_memory import (
 from tests import models
 from tests.servers import RedisProcess
 
+pytestmark = pytest.mark.on_cluster  # also on a Redis Cluster (tests/conftest.py)
+
 
 def run(test: Callable[[], Awaitable[Any]]) -> Any:
     async def main() -> Any:

@@ -11,6 +11,8 @@ from redis_memory import ConcurrentModificationError, ConversationMemory, Missin
 from tests.conftest import MemoryFactory
 from tests.test_aio import amemory, run
 
+pytestmark = pytest.mark.on_cluster  # also on a Redis Cluster (tests/conftest.py)
+
 __all__ = ["amemory"]  # the fixture, used by name
 
 

@@ -15,6 +15,8 @@ from tests.servers import RedisProcess
 from tests.test_concurrency import spawn
 from tests.test_costs import delta
 
+pytestmark = pytest.mark.on_cluster  # also on a Redis Cluster (tests/conftest.py)
+
 
 def test_incr(memory: MemoryFactory, raw: redis.Redis) -> None:
     mem = memory()

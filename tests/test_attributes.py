@@ -12,6 +12,8 @@ import redis_memory
 from redis_memory import InvalidNameError, MissingAttributeError, UnstorableValueError
 from tests.conftest import MemoryFactory
 
+pytestmark = pytest.mark.on_cluster  # also on a Redis Cluster (tests/conftest.py)
+
 
 @pytest.mark.parametrize(
     "value",

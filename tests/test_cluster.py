@@ -198,12 +198,57 @@ def test_queries_on_a_cluster_answer_as_one_server_does(
     assert rows == {"q01": {"state": "active"}, "none": {}}
 
 
-def test_message_search_and_raw_queries_say_they_need_one_server(cluster: ClusterProcesses, prefix: str) -> None:
-    open_memory(cluster, "m", prefix).state = "active"
-    with pytest.raises(ServerError, match="Redis Cluster"):
-        ConversationMemory.find_raw("*", url=cluster.url, prefix=prefix)
-    with pytest.raises(ServerError, match="Redis Cluster"):
-        ConversationMemory.search_messages("hello", url=cluster.url, prefix=prefix)
+class Searched(ConversationMemory):
+    index_messages = True
+
+
+def test_message_search_and_raw_queries_on_a_cluster_answer_as_one_server_does(
+    cluster: ClusterProcesses, servers: dict[str, RedisProcess], prefix: str
+) -> None:
+    single = servers[cluster.kind]
+    words = ["refund", "invoice", "hello", "Refund INVOICE", "école", "nothing"]
+    for n in range(30):
+        for url, options in ((cluster.url, {"cluster": True}), (single.url, {})):
+            mem = Searched(f"m{n:02d}", url=url, prefix=prefix, **options)  # type: ignore[arg-type]
+            mem.messages = [
+                {"role": "user" if i % 2 else "assistant", "content": f"{words[(n + i) % len(words)]} {i}"}
+                for i in range(n % 5 + 1)
+            ]
+            if n % 4 == 0:
+                mem.messages.pop(0)  # a copy leaves with its element; positions move on
+            mem.state = "active" if n % 3 else "closed"
+    searches: list[tuple[str | None, dict[str, object]]] = [
+        ("refund", {}),
+        ("invoice", {"role": "user"}),
+        (None, {"role": "assistant"}),
+        ("ÉCOLE", {}),
+        (None, {"conversation__in": ["m03", "m07", "m11"]}),
+        ("refund", {"conversation__startswith": "m1"}),
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the scan fallback's, without RediSearch
+        for text, filters in searches:
+            for offset, limit in ((0, None), (0, 5), (3, 4), (100, 10)):
+                got, expected = (
+                    Searched.search_messages(text, offset=offset, limit=limit, url=url, prefix=prefix, **filters)
+                    for url in (cluster.url, single.url)
+                )
+                assert got == expected, (text, filters, offset, limit)
+            counts = [
+                Searched.count_messages(text, url=url, prefix=prefix, **filters) for url in (cluster.url, single.url)
+            ]
+            assert counts[0] == counts[1] > 0, (text, filters)
+    if cluster.modules:  # a hand-written RediSearch query
+        found = [
+            sorted(m.conversation_id for m in Searched.find_raw("@state:{active}", limit=100, url=url, prefix=prefix))
+            for url in (cluster.url, single.url)
+        ]
+        assert found[0] == found[1] == [f"m{n:02d}" for n in range(30) if n % 3]
+        page = Searched.find_raw("@state:{active}", offset=5, limit=6, url=cluster.url, prefix=prefix)
+        assert len(page) == 6 and {m.conversation_id for m in page} <= set(found[0])
+    else:
+        with pytest.raises(ServerError, match="RediSearch"):
+            Searched.find_raw("*", url=cluster.url, prefix=prefix)
     connections.reset()
 
 

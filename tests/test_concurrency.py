@@ -5,9 +5,13 @@ from __future__ import annotations
 import multiprocessing
 from collections.abc import Callable
 
+import pytest
+
 from tests import workers
 from tests.conftest import MemoryFactory
 from tests.servers import RedisProcess
+
+pytestmark = pytest.mark.on_cluster  # also on a Redis Cluster (tests/conftest.py)
 
 
 def spawn(target: Callable[..., None], workers_count: int, *args: object) -> None:

@@ -6,14 +6,31 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import redis
+import redis.cluster
 
 from redis_memory import ConversationMemory
 from tests.conftest import MemoryFactory
 
 
-def calls(raw: redis.Redis) -> dict[str, int]:
-    """Calls per command so far, scripts' inner commands included."""
-    return {name.removeprefix("cmdstat_"): int(stat["calls"]) for name, stat in raw.info("commandstats").items()}
+def calls(raw: redis.Redis | redis.cluster.RedisCluster) -> dict[str, int]:
+    """Calls per command so far, scripts' inner commands included (on a cluster: summed over
+    its primaries, so a test counts the same commands wherever its keys live)."""
+    if not isinstance(raw, redis.cluster.RedisCluster):
+        return {name.removeprefix("cmdstat_"): int(stat["calls"]) for name, stat in raw.info("commandstats").items()}
+    totals: dict[str, int] = {}
+    for stats in raw.info("commandstats", target_nodes=redis.cluster.RedisCluster.PRIMARIES).values():
+        for name, stat in stats.items():
+            totals[name.removeprefix("cmdstat_")] = totals.get(name.removeprefix("cmdstat_"), 0) + int(stat["calls"])
+    return totals
+
+
+def server_stat(raw: redis.Redis | redis.cluster.RedisCluster, section: str, field: str) -> int:
+    """An ``INFO`` counter of the server (on a cluster: added over its primaries)."""
+    if not isinstance(raw, redis.cluster.RedisCluster):
+        return int(raw.info(section)[field])
+    return sum(
+        int(info[field]) for info in raw.info(section, target_nodes=redis.cluster.RedisCluster.PRIMARIES).values()
+    )
 
 
 def delta(raw: redis.Redis, action: Callable[[], object]) -> dict[str, int]:
@@ -22,8 +39,8 @@ def delta(raw: redis.Redis, action: Callable[[], object]) -> dict[str, int]:
     after = calls(raw)
     changed = {name: after[name] - before.get(name, 0) for name in after}
     changed = {name: count for name, count in changed.items() if count}
-    # our own INFO calls
-    changed["info"] = changed.get("info", 0) - 1
+    # our own INFO calls (one per primary on a cluster)
+    changed["info"] = changed.get("info", 0) - (3 if isinstance(raw, redis.cluster.RedisCluster) else 1)
     return {name: count for name, count in changed.items() if count}
 
 

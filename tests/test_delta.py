@@ -13,13 +13,16 @@ import redis
 from redis_memory import ConversationMemory
 from tests.conftest import MemoryFactory
 from tests.servers import RedisProcess
+from tests.test_costs import server_stat
+
+pytestmark = pytest.mark.on_cluster  # also on a Redis Cluster (tests/conftest.py)
 
 
 def sent_bytes(raw: redis.Redis, action: object) -> int:
     """Bytes the server sent while ``action()`` ran (INFO's own reply subtracted)."""
 
     def total() -> int:
-        return int(raw.info("stats")["total_net_output_bytes"])
+        return server_stat(raw, "stats", "total_net_output_bytes")
 
     first, second = total(), total()
     info_reply = second - first

@@ -12,6 +12,8 @@ from redis_memory import ConcurrentModificationError, ConversationMemory, RedisD
 from tests.conftest import MemoryFactory
 from tests.servers import RedisProcess
 
+pytestmark = pytest.mark.on_cluster  # also on a Redis Cluster (tests/conftest.py)
+
 
 def test_dict_methods_write_through(memory: MemoryFactory) -> None:
     mem = memory()

@@ -27,6 +27,8 @@ from tests.message_search import check_copies, found
 from tests.servers import RedisProcess
 from tests.test_costs import delta
 
+pytestmark = pytest.mark.on_cluster  # also on a Redis Cluster (tests/conftest.py)
+
 pytest_plugins = ["tests.message_search"]
 
 

@@ -11,6 +11,8 @@ import redis
 from redis_memory import ConversationMemory
 from tests.servers import RedisProcess
 
+pytestmark = pytest.mark.on_cluster  # also on a Redis Cluster (tests/conftest.py)
+
 
 @pytest.fixture
 def open_memory(server: RedisProcess, prefix: str):  # type: ignore[no-untyped-def]

@@ -30,6 +30,8 @@ from redis_memory.redaction import redact
 from tests.faultproxy import FaultProxy
 from tests.servers import RedisProcess
 
+pytestmark = pytest.mark.on_cluster  # also on a Redis Cluster (tests/conftest.py)
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

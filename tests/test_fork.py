@@ -5,10 +5,13 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.synchronize
 
+import pytest
 import redis
 
 from tests.conftest import MemoryFactory
 from tests.servers import RedisProcess
+
+pytestmark = pytest.mark.on_cluster  # also on a Redis Cluster (tests/conftest.py)
 
 
 def _child_reads(memory: MemoryFactory, go: multiprocessing.synchronize.Event, out: multiprocessing.Queue) -> None:

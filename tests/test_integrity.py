@@ -12,6 +12,8 @@ from redis_memory import InvalidValueError, RedisMemoryError, UnstorableValueErr
 from redis_memory.jsontext import MAX_DEPTH
 from tests.conftest import MemoryFactory
 
+pytestmark = pytest.mark.on_cluster  # also on a Redis Cluster (tests/conftest.py)
+
 
 def nested(levels: int, container: type = dict) -> Any:
     value: Any = 1

@@ -29,6 +29,8 @@ from redis_memory.keys import KeySpace
 from tests.conftest import MemoryFactory
 from tests.servers import RedisProcess
 
+pytestmark = pytest.mark.on_cluster  # also on a Redis Cluster (tests/conftest.py)
+
 MESSAGES: list[dict[str, Any]] = [
     {"role": "system", "content": "You are a terse assistant."},
     {
@@ -61,7 +63,7 @@ def mem(request: pytest.FixtureRequest, memory: MemoryFactory, server: RedisProc
     writer.context = copy.deepcopy(CONTEXT)
     if request.param == "writer":
         return writer
-    client = redis.Redis(unix_socket_path=str(server.socket))
+    client = server.client()
     request.addfinalizer(client.close)
     return ConversationMemory("c1", client=client, prefix=prefix)
 
@@ -252,7 +254,7 @@ def test_serializers_see_writes_made_through_the_proxy(
     """After an append by another client, then one through a list read before it, all readers are current."""
     messages = mem.messages
     other = {"role": "assistant", "content": "from another writer"}
-    with redis.Redis(unix_socket_path=str(server.socket)) as client:
+    with server.client() as client:
         ConversationMemory("c1", client=client, prefix=prefix).messages.append(other)
     messages.append(EXTRA)  # `messages` missed the other append: this write re-reads it
     expected = [*MESSAGES, other, EXTRA]

@@ -13,6 +13,8 @@ from redis_memory import InvalidNameError
 from redis_memory.keys import KeySpace, decode_part, encode_part, parse_hash_key
 from tests.conftest import MemoryFactory
 
+pytestmark = pytest.mark.on_cluster  # also on a Redis Cluster (tests/conftest.py)
+
 HOSTILE_IDS = ["a}:messages", "*", "{x}", "a:b", "a", "a b", "line\nbreak", "tab\t", "[abc]", "?", "%41", "A",
                "x" * 1024, "ünï", "\\", "}{", "a}", "{", "memory:{a}"]  # fmt: skip
 

@@ -11,6 +11,8 @@ from redis_memory import ConcurrentModificationError, ReadOnlyElementError, Redi
 from tests.conftest import MemoryFactory
 from tests.servers import RedisProcess
 
+pytestmark = pytest.mark.on_cluster  # also on a Redis Cluster (tests/conftest.py)
+
 
 def test_list_methods_write_through(memory: MemoryFactory) -> None:
     mem = memory()

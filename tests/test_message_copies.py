@@ -24,6 +24,8 @@ from tests.conftest import MemoryFactory
 from tests.message_search import _has, check_copies, check_not_searchable, copy_keys, found, message, searchable
 from tests.servers import RedisProcess
 
+pytestmark = pytest.mark.on_cluster  # also on a Redis Cluster (tests/conftest.py)
+
 pytest_plugins = ["tests.message_search"]
 
 

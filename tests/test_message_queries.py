@@ -23,6 +23,8 @@ from redis_memory.search.messages import search_text
 from tests.message_search import _has, check_copies, copied_fields, found, message
 from tests.servers import RedisProcess
 
+pytestmark = pytest.mark.on_cluster  # also on a Redis Cluster (tests/conftest.py)
+
 pytest_plugins = ["tests.message_search"]
 
 

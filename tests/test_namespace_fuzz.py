@@ -42,6 +42,8 @@ from redis_memory.memory import RESERVED_NAMES
 from redis_memory.search.index import conversation_index
 from tests.security import AclServer
 
+pytestmark = pytest.mark.on_cluster  # also on a Redis Cluster (tests/conftest.py)
+
 pytest_plugins = ["tests.security"]
 
 

@@ -17,6 +17,8 @@ import redis
 from redis_memory import ConversationMemory, RedisConnectionError, connections
 from tests.test_faults import DurableServer, run_python
 
+pytestmark = pytest.mark.on_cluster  # also on a Redis Cluster (tests/conftest.py)
+
 RETRY_FOR = 1.0
 
 WRITER = """

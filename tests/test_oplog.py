@@ -13,6 +13,8 @@ from redis_memory.core.writers import Writers
 from tests.servers import RedisProcess
 from tests.test_lua import run
 
+pytestmark = pytest.mark.on_cluster  # also on a Redis Cluster (tests/conftest.py)
+
 
 @pytest.mark.parametrize("script", ["push", "op:push"])
 def test_a_resent_write_returns_its_first_reply_and_an_older_one_is_refused(

@@ -26,6 +26,8 @@ from redis_memory import (
 from tests.servers import RedisProcess
 from tests.tls import free_port
 
+pytestmark = pytest.mark.on_cluster  # also on a Redis Cluster (tests/conftest.py)
+
 pytest_plugins = ["tests.security"]
 
 

@@ -13,6 +13,8 @@ import redis
 from redis_memory import Conversation, ConversationMemory, InvalidValueError, Message, schema
 from tests.servers import RedisProcess
 
+pytestmark = pytest.mark.on_cluster  # also on a Redis Cluster (tests/conftest.py)
+
 
 class Support(ConversationMemory):
     state: Literal["active", "closed"]

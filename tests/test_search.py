@@ -17,6 +17,8 @@ from redis_memory import ConversationMemory, InvalidNameError, UnstorableValueEr
 from redis_memory.search.filters import escape, words
 from tests.servers import RedisProcess
 
+pytestmark = pytest.mark.on_cluster  # also on a Redis Cluster (tests/conftest.py)
+
 STATES = ["active", "closed", "paused"]
 TOPICS = ["billing", "technical support", "refunds & returns", "billing"]
 START = datetime(2025, 1, 1, tzinfo=UTC)

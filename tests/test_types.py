@@ -18,6 +18,8 @@ from tests import models
 from tests.conftest import MemoryFactory
 from tests.servers import RedisProcess
 
+pytestmark = pytest.mark.on_cluster  # also on a Redis Cluster (tests/conftest.py)
+
 PARIS = zoneinfo.ZoneInfo("Europe/Paris")
 
 TYPED = [

@@ -5,10 +5,13 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
 import redis
 
 from tests.conftest import MemoryFactory
 from tests.test_costs import calls
+
+pytestmark = pytest.mark.on_cluster  # also on a Redis Cluster (tests/conftest.py)
 
 
 def test_wait_for_new_returns_what_another_writer_appended(memory: MemoryFactory, raw: redis.Redis) -> None:

@@ -19,6 +19,8 @@ from redis_memory.search.filters import words
 from redis_memory.search.messages import fold, search_text
 from tests.servers import RedisProcess
 
+pytestmark = pytest.mark.on_cluster  # also on a Redis Cluster (tests/conftest.py)
+
 # ASCII (every separator, "_", "\\", controls, letters of both cases) and beyond: letters that
 # fold or not, punctuation, spaces, a character beyond U+FFFF
 ALPHABET = string.printable + "\x00\x01\x7f" + "éÉßØñçÜαΩжЖЁǄİĲŸĸ中—«»\u00a0\u2028\u3000\u3001\u3008😀"

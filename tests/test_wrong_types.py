@@ -13,6 +13,8 @@ import redis
 from redis_memory import ConversationMemory, WrongTypeError
 from tests.servers import RedisProcess
 
+pytestmark = pytest.mark.on_cluster  # also on a Redis Cluster (tests/conftest.py)
+
 
 @dataclass
 class Corruption:

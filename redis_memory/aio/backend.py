@@ -61,6 +61,7 @@ class AsyncBackend(Core):
         super().__init__()
         self.label = redact(label, mask="***")  # never shows a password
         self.waiter = waiter
+        self.shared_journal: Callable[[], Any] | None = None  # on a Redis Cluster: its ClusterJournal's getter
         self.retry_for = default_retry_for()
         self._client_factory = client_factory
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, redis.asyncio.Redis] = (
@@ -72,6 +73,9 @@ class AsyncBackend(Core):
         """The sync backend of the same server (``waiter``): its journal takes this backend's
         writes while Redis cannot be reached, and its flusher replays them, in one order with
         its own. None for a ``client=`` backend (no URL to replay to): such writes raise."""
+        if self.shared_journal is not None:  # a primary of a cluster: the cluster's journal
+            keeper: Backend | None = self.shared_journal()
+            return keeper
         if self.waiter is None:
             return None
         keeper = self.waiter()
@@ -168,7 +172,7 @@ class AsyncBackend(Core):
         and for a list whose items are not known offline."""
         keeper = self.journal_keeper()
         known, found = self.known(space, name)
-        if not (known and keeper is not None and keeper.backlog):
+        if not (known and keeper is not None and keeper.journals_behind(space)):
             try:
                 return await self.drive(self.g_read(space, name))
             except RedisConnectionError:

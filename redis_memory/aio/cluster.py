@@ -10,7 +10,9 @@ the slot's new owner after a ``MOVED``/``ASK`` reply or a lost primary (up to 5 
 Blocking waits (``wait_for_new``) run on the sync :class:`~redis_memory.cluster.ClusterBackend`
 of the same URL. A transaction is opened on the router (every primary's backend joins the
 router's transactions), and committed as one ``Routed`` batch on the object's primary. As in
-the sync API, nothing is journaled on a cluster.
+the sync API, a write that cannot reach its primary is journaled by the cluster's journal
+(the sync router's :class:`~redis_memory.cluster_journal.ClusterJournal`, through ``client=``:
+it raises) and replayed by its flusher.
 """
 
 from __future__ import annotations
@@ -71,8 +73,6 @@ class AsyncClusterBackend:
         self._nodes: dict[tuple[str, int], AsyncBackend] = {}
         self._settings: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {}
         self._raise_offline: set[str] = set()
-        self.backlog = 0
-        self.journal = None
         # A backend that never connects: the transaction bookkeeping shared by the primaries'.
         self._logic = AsyncBackend(_never_connects, label)
         self._logic.transaction_owner = self
@@ -103,6 +103,9 @@ class AsyncClusterBackend:
                 f"{self.label} ({address[0]}:{address[1]})",
             )
             backend.transaction_owner = self  # a transaction opened here is seen by the primary
+            if self.waiter is not None:
+                waiter = self.waiter
+                backend.shared_journal = lambda: waiter().offline
         settings = self._settings.get(space.hash_key)
         if settings is not None:
             backend.configure(space, *settings[0], **settings[1])
@@ -112,6 +115,11 @@ class AsyncClusterBackend:
         cluster = await self._topology()
         with contextlib.suppress(redis.exceptions.RedisError, OSError):
             await cluster.nodes_manager.initialize()  # on failure the old map stays until a node answers
+
+    @property
+    def backlog(self) -> int:
+        """This process's journaled writes for the cluster (the sync router's journal keeps them)."""
+        return self.waiter().backlog if self.waiter is not None else 0
 
     def configure(self, space: KeySpace, *args: Any, **kwargs: Any) -> None:
         """Remembered, and applied on whichever primary serves the object."""

@@ -38,6 +38,7 @@ class DocumentOps:
         def known(self, space: KeySpace, name: str) -> tuple[bool, tuple[str, Any] | None]: ...
         def g_assign(self, space: KeySpace, name: str, value: object) -> Op[None]: ...
         def forget_known(self, space: KeySpace, name: str) -> None: ...
+        def journal_keeper(self) -> Any: ...
 
         backlog: int
 
@@ -127,7 +128,8 @@ class DocumentOps:
         reached (or this process's journaled writes wait for it), the last known one; the
         journaled compare-and-set is then dropped on replay if another writer changed it."""
         known, found = self.known(space, name)
-        if self.backlog and known:
+        keeper = self.journal_keeper()
+        if known and keeper is not None and keeper.journals_behind(space):
             return found
         try:
             return (yield from self.g_read(space, name))

@@ -61,7 +61,7 @@ class OfflineWrites:
         ) and not needs_reply
         # made after a probe Redis did not answer (only assignments can be)
         open_form = request.name in ("op:assign", "batch") and unsettled(request.name, list(request.args))
-        if journaling and keeper is not None and (keeper.backlog or open_form):
+        if journaling and keeper is not None and (keeper.journals_behind(space) or open_form):
             return keeper._journal_write(request)
         if open_form:
             raise RedisConnectionError("Redis cannot be reached (it did not answer whether it has RedisJSON)")
@@ -76,8 +76,14 @@ class OfflineWrites:
     def journal_keeper(self) -> OfflineWrites | None:
         """The core whose journal and replay this one's writes use: itself (the sync driver),
         or the sync driver of the same server (the asyncio driver, whose journaled writes the
-        sync driver's flusher replays, in one order with its own)."""
+        sync driver's flusher replays, in one order with its own), or, on a Redis Cluster, the
+        cluster's journal (:class:`redis_memory.cluster_journal.ClusterJournal`)."""
         return self
+
+    def journals_behind(self, space: KeySpace) -> bool:
+        """Whether writes to ``space`` must be journaled behind earlier ones still waiting
+        (and reads serve the last known values): on one server, while any write waits."""
+        return self.backlog > 0
 
     def _journal_write(self, request: Script) -> Any:
         self.journal.append(self.server_id, request.name, list(request.keys), list(request.args))

@@ -112,7 +112,15 @@ def find_raw(
 ) -> list[M]:
     """The memories a hand-written RediSearch query finds (see ``search.index.raw_search``)."""
     backend, resolved = _connection(url, client, prefix)
-    _, found_ids = raw_search(backend, resolved, query, params, offset=offset, limit=limit)
+    nodes = _nodes(backend)
+    if len(nodes) == 1:
+        _, found_ids = raw_search(nodes[0], resolved, query, params, offset=offset, limit=limit)
+    else:  # each primary's first offset + limit, in the order of the primaries (no sort is asked)
+        found_ids = [
+            found
+            for node in nodes
+            for found in raw_search(node, resolved, query, params, offset=0, limit=offset + limit)[1]
+        ][offset : offset + limit]
     options: dict[str, Any] = {"prefix": resolved}
     options.update({"client": client} if client is not None else {"url": url})
     make: Any = cls

@@ -144,7 +144,7 @@ def _wait_until_indexed(backend: Backend, name: str, timeout: float = 60.0) -> N
         time.sleep(0.02)
 
 
-def _paged_keys(backend: Backend, args: list[Any], offset: int) -> tuple[int, list[str]]:
+def paged_keys(backend: Backend, args: list[Any], offset: int) -> tuple[int, list[str]]:
     """Every match of an FT.SEARCH from ``offset`` on, 1,000 per request: ``(total, keys)``."""
     keys: list[str] = []
     position = offset
@@ -241,7 +241,7 @@ def search(
         if limit is None and on_cluster_primary:
             # A cluster primary: FT.AGGREGATE cannot LOAD keys of other slots than its index
             # name's there, so every match is read with FT.SEARCH, 1,000 at a time.
-            total, keys = _paged_keys(backend, args, offset)
+            total, keys = paged_keys(backend, args, offset)
         elif limit is None:  # FT.SEARCH returns at most MAXSEARCHRESULTS (10,000): stream them all
             keys = _aggregate_keys(backend, name, query, params, sort_field, descending)
             total, keys = len(keys), keys[offset:]

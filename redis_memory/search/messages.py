@@ -40,6 +40,7 @@ from redis_memory.search.index import (
     aggregate_records,
     conversation_schema,
     ensure_index,
+    paged_keys,
     scan_hashes,
     search_module,
     search_results,
@@ -167,6 +168,9 @@ def search_messages(
     parsed = _filters(text, filters)
     if not can_match(parsed):
         return 0, []
+    primaries = getattr(backend, "primaries", None)
+    if primaries is not None:  # a Redis Cluster
+        return _fanned_out(list(primaries()), prefix, parsed, offset, limit)
     spec = message_index()
     if not search_module(backend):
         warn_scan(backend, "message search scans every searchable message (O(number of messages))")
@@ -201,6 +205,54 @@ def search_messages(
     return total, [_match(record) for record in records]
 
 
+def _fanned_out(
+    nodes: list[Backend], prefix: str, filters: list[Filter], offset: int, limit: int | None
+) -> tuple[int, list[MessageMatch]]:
+    """A message search on a Redis Cluster: each primary's matching copies (its own index, or
+    its scan), put in the one-server order (conversation, attribute, position, which each copy's
+    key spells), then only the page's copies are read. A primary's index cannot load fields of
+    keys outside its name's slot, so the order comes from the keys, not from FT.AGGREGATE."""
+    found: list[tuple[tuple[str, str, float], Backend, str]] = []
+    for node in nodes:
+        found += [(_order_of(key, prefix), node, key) for key in _matching_keys(node, prefix, filters)]
+    found.sort(key=lambda item: item[0])
+    page = found[offset:] if limit is None else found[offset : offset + limit]
+    names = ("element", "conversation", "attribute")
+    records: dict[str, dict[str, str]] = {}
+    for node in nodes:  # the page's copies, pipelined HMGETs on the primary holding each
+        keys = [key for _, owner, key in page if owner is node]
+        for start in range(0, len(keys), _FETCH_BATCH):
+            batch = keys[start : start + _FETCH_BATCH]
+            for key, row in zip(batch, node.execute_many([("HMGET", key, *names) for key in batch]), strict=True):
+                if row[0] is not None:  # gone since: the list changed meanwhile
+                    records[key] = {name: as_text(value) for name, value in zip(names, row, strict=True)}
+    return len(found), [_match(records[key]) for _, _, key in page if key in records]
+
+
+def _order_of(key: str, prefix: str) -> tuple[str, str, float]:
+    """``(conversation, attribute, n)`` of a copy's key ``<prefix>#m{<id>}:<name>:<n>``."""
+    conversation, _, rest = key[len(prefix) + len(KEY_START) :].partition("}:")
+    attribute, _, position = rest.rpartition(":")
+    return conversation, attribute, float(position)
+
+
+def _matching_keys(node: Backend, prefix: str, filters: list[Filter]) -> list[str]:
+    """The keys of one primary's copies that match: FT.SEARCH ... NOCONTENT on its index, paged,
+    or its scan where RediSearch is not loaded."""
+    if not search_module(node):
+        warn_scan(node, "message search scans every searchable message (O(number of messages))", stacklevel=5)
+        return [key for key, _ in _scanned(node, prefix, filters)]
+    name = ensure_index(node, message_index(), prefix)
+    filters = with_prefixes_resolved(
+        filters, lambda field: [as_text(value) for value in node.execute("FT.TAGVALS", name, field)]
+    )
+    if not can_match(filters):
+        return []
+    query, params = to_query(filters)
+    parameters = ["PARAMS", str(len(params)), *params] if params else []
+    return paged_keys(node, ["FT.SEARCH", name, query, "NOCONTENT", "VERBATIM", *parameters, "DIALECT", "2"], 0)[1]
+
+
 def _match(record: Mapping[str, str]) -> MessageMatch:
     return MessageMatch(
         conversation_id=decode_part(record["conversation"]),
@@ -214,20 +266,28 @@ def message_keys(backend: Backend, prefix: str) -> list[str]:
     return scan_hashes(backend, prefix + KEY_START + "*")
 
 
-def _scan(
-    backend: Backend, prefix: str, filters: list[Filter], offset: int, limit: int | None
-) -> tuple[int, list[MessageMatch]]:
+def _scanned(backend: Backend, prefix: str, filters: list[Filter]) -> list[tuple[str, dict[str, str]]]:
+    """Every copy under ``prefix`` that matches, with its fields: a SCAN, then pipelined HMGETs."""
     names = [*message_index().fields, "element"]
     keys = message_keys(backend, prefix)
-    found: list[tuple[tuple[str, str, float], dict[str, str]]] = []
+    found: list[tuple[str, dict[str, str]]] = []
     for start in range(0, len(keys), _FETCH_BATCH):
         batch = keys[start : start + _FETCH_BATCH]
         rows = backend.execute_many([("HMGET", key, *names) for key in batch])
-        for row in rows:
+        for key, row in zip(batch, rows, strict=True):
             fields = {name: as_text(value) for name, value in zip(names, row, strict=True) if value is not None}
-            if "element" not in fields or not matches(fields, filters):
-                continue
-            found.append(((fields["conversation"], fields["attribute"], float(fields["n"])), fields))
+            if "element" in fields and matches(fields, filters):
+                found.append((key, fields))
+    return found
+
+
+def _scan(
+    backend: Backend, prefix: str, filters: list[Filter], offset: int, limit: int | None
+) -> tuple[int, list[MessageMatch]]:
+    found = [
+        ((fields["conversation"], fields["attribute"], float(fields["n"])), fields)
+        for _, fields in _scanned(backend, prefix, filters)
+    ]
     found.sort(key=lambda item: item[0])
     page = found[offset:] if limit is None else found[offset : offset + limit]
     return len(found), [_match(fields) for _, fields in page]
