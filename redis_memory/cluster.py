@@ -7,7 +7,8 @@ one per primary, each with its own tracked connection and its own script cache.
 :class:`ClusterBackend` keeps the slot map (redis-py's ``RedisCluster`` topology) and routes
 by the object's hash key. A ``MOVED`` or ``ASK`` reply (the slot moved: resharding, a
 failover) or a lost primary refreshes the map and sends the operation again to the slot's
-new primary (a write keeps its operation id, so it is applied once); a per-object setting
+new primary (a write keeps its operation id, so it is applied once: the primaries share one
+:class:`~redis_memory.core.writers.Writers`); a per-object setting
 (``ttl=``, bounds, validators, ``offline=``) follows the object to whichever primary serves it.
 
 Queries across objects (``find``, ``count``, ``ids``, ``cleanup``, ``find_raw``, message
@@ -32,6 +33,7 @@ import redis.cluster
 from redis_memory.backend import Backend, default_journal
 from redis_memory.cluster_journal import ClusterJournal
 from redis_memory.core.mirror import ProxyFactory
+from redis_memory.core.writers import Writers
 from redis_memory.counters import Stats
 from redis_memory.errors import RedisConnectionError, ServerError
 from redis_memory.keys import KeySpace
@@ -100,6 +102,7 @@ class ClusterBackend:
         self._lock = threading.RLock()
         journal = default_journal()
         self.offline = ClusterJournal(self, journal) if journal is not None else None
+        self.writers = Writers(resends=True)  # shared by the primaries' backends (core/writers.py)
 
     def _bound(self, make: ProxyFactory) -> ProxyFactory:
         """A proxy factory whose containers write through this router."""
@@ -178,6 +181,7 @@ class ClusterBackend:
         )
         backend.journal = None  # the cluster's journal keeps its writes (see the module docstring)
         backend.shared_journal = self.offline
+        backend.writers = self.writers
         return backend
 
     def primaries(self) -> list[Backend]:
@@ -214,19 +218,22 @@ class ClusterBackend:
     def _routed(self, name: str, space: KeySpace, *args: Any, **kwargs: Any) -> Any:
         if self.offline is not None:
             self.offline.adopt_if_due()
-        for attempt in range(_ATTEMPTS):
-            backend = self.node_for(space)
-            try:
-                return getattr(backend, name)(space, *args, **kwargs)
-            except ServerError as exc:
-                if not moved(exc) or attempt == _ATTEMPTS - 1:
-                    raise
-            except RedisConnectionError:
-                if attempt == _ATTEMPTS - 1:
-                    raise
-            self.refresh()  # the slot moved, or its primary is gone: ask the cluster again
-            time.sleep(0.05 * attempt)
-        raise AssertionError("unreachable")
+        try:
+            for attempt in range(_ATTEMPTS):
+                backend = self.node_for(space)
+                try:
+                    return getattr(backend, name)(space, *args, **kwargs)
+                except ServerError as exc:
+                    if not moved(exc) or attempt == _ATTEMPTS - 1:
+                        raise
+                except RedisConnectionError:  # a write whose reply was lost keeps its id for the resend
+                    if attempt == _ATTEMPTS - 1:
+                        raise
+                self.refresh()  # the slot moved, or its primary is gone: ask the cluster again
+                time.sleep(0.05 * attempt)
+            raise AssertionError("unreachable")
+        finally:
+            self.writers.release_kept()
 
     def configure(self, space: KeySpace, *args: Any, **kwargs: Any) -> None:
         """:meth:`Backend.configure`, remembered so it follows the object to another primary."""

@@ -261,11 +261,12 @@ class FaultProxy:
             self._delay = float(seconds)
         self._wake()
 
-    def refuse(self, refusing: bool = True) -> None:
-        """While refusing, reset new connections at once; turning it on resets the open ones."""
+    def refuse(self, refusing: bool = True, *, reset_open: bool = True) -> None:
+        """While refusing, reset new connections at once; turning it on resets the open ones
+        (unless ``reset_open=False``: they stay, until a cut resets them)."""
         with self._lock:
             self._refusing = refusing
-        if refusing and self.running:
+        if refusing and reset_open and self.running:
             self._call(self._reset_open)
 
     def reset_all(self) -> int:

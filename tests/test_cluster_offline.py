@@ -2,12 +2,13 @@
 reached is journaled, served from the last known values meanwhile, and replayed in order to
 whichever primary holds the slot once one answers (the same one, or the replica that took
 over); objects on the other primaries are written at once; a later process replays what an
-ended one left."""
+ended one left; a write whose reply was lost in a failover is applied once."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ import redis.cluster
 
 from redis_memory import ConversationMemory, aio, connections
 from tests.cluster import ClusterProcesses
+from tests.faultproxy import FaultProxy
 from tests.servers import RedisProcess
 from tests.test_faults import run_python
 
@@ -179,3 +181,61 @@ def test_a_later_process_replays_what_an_ended_one_journaled(
     cluster.wait_healthy()
     out, err = run_python(ADOPTER, offline_env, cluster.url, prefix, wait=False).communicate(timeout=120)
     assert out.strip() == str(list(range(10))), err
+
+
+def _announce_through(cluster: ClusterProcesses, primary: RedisProcess, proxy: FaultProxy, url: str, key: str) -> None:
+    """Make ``primary`` announce the proxy's port, and wait until the library routes ``key`` there."""
+    cluster.node_client(primary.port).config_set("cluster-announce-port", proxy.port)
+    router = connections.backend_for(url=url, cluster=True)
+    deadline = time.monotonic() + 30
+    while f":{proxy.port})" not in router.node_for_key(key).label:
+        assert time.monotonic() < deadline, "the cluster did not announce the proxy's port"
+        time.sleep(0.2)
+        router.refresh()
+
+
+@pytest.mark.parametrize("offline", ["raise", "journal"])
+def test_a_write_whose_reply_was_lost_in_a_failover_is_applied_once(
+    cluster: ClusterProcesses, prefix: str, offline_env: Path, monkeypatch: pytest.MonkeyPatch, offline: str
+) -> None:
+    """The primary applies an append and replicates it, its reply is lost, then it dies: the
+    append is sent again to the replica that took over, with the same operation id (by the
+    router, or by the journal's replay), and is there once."""
+    monkeypatch.setenv("REDIS_MEMORY_OFFLINE", offline)
+    monkeypatch.setenv("REDIS_MEMORY_RETRY_FOR", "8")  # the failover happens within the resend window
+    key = f"{prefix}{{lost-reply}}"
+    primary, replica = primary_of(cluster, key)
+    with FaultProxy(("127.0.0.1", primary.port)) as proxy:
+        try:
+            _announce_through(cluster, primary, proxy, cluster.url, key)
+            mem = ConversationMemory("lost-reply", url=cluster.url, cluster=True, prefix=prefix)
+            mem.messages = []
+            mem.messages.append({"n": 0})  # the primary has the append script now
+            proxy.refuse(reset_open=False)  # the connection made stays; once it is cut, resends do not get through
+            proxy.cut_after_forward(1.0, count=1, match=b"EVALSHA")  # applied, reply lost
+            outcome: list[object] = []
+            writer = threading.Thread(target=lambda: outcome.append(mem.messages.append({"n": 1})))
+            writer.start()
+            deadline = time.monotonic() + 30
+            while proxy.stats["cut_after_forward"] < 1:
+                assert time.monotonic() < deadline, "the reply was not cut"
+                time.sleep(0.02)
+            # the primary dies once its replica has the append
+            on_replica = cluster.node_client(replica.port)
+            on_replica.execute_command("READONLY")
+            while on_replica.llen(f"{key}:messages") < 2:
+                assert time.monotonic() < deadline, "the append did not reach the replica"
+                time.sleep(0.02)
+            assert primary.process is not None
+            primary.process.send_signal(signal.SIGKILL)
+            primary.process.wait()
+            writer.join(timeout=60)
+            assert outcome == [None]  # acknowledged
+            assert connections.backend_for(url=cluster.url, cluster=True).flush_journal(timeout=60)
+            survivor = redis.cluster.RedisCluster(host="127.0.0.1", port=replica.port)
+            seen = ConversationMemory("lost-reply", client=survivor, prefix=prefix, cache=False)
+            assert [m["n"] for m in seen.messages] == [0, 1]  # once
+            survivor.close()
+        finally:
+            primary.start()  # it rejoins as the new primary's replica, announcing its own port
+            cluster.wait_healthy()

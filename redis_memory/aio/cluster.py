@@ -28,6 +28,7 @@ import redis.asyncio.cluster
 
 from redis_memory.aio.backend import AsyncBackend
 from redis_memory.cluster import ClusterBackend, moved
+from redis_memory.core.writers import Writers
 from redis_memory.counters import Stats
 from redis_memory.errors import RedisConnectionError, ServerError
 from redis_memory.keys import KeySpace
@@ -76,6 +77,8 @@ class AsyncClusterBackend:
         # A backend that never connects: the transaction bookkeeping shared by the primaries'.
         self._logic = AsyncBackend(_never_connects, label)
         self._logic.transaction_owner = self
+        self.writers = Writers(resends=True)  # shared by the primaries' backends (core/writers.py)
+        self._logic.writers = self.writers
 
     async def _topology(self) -> redis.asyncio.cluster.RedisCluster:
         loop = asyncio.get_running_loop()
@@ -103,6 +106,7 @@ class AsyncClusterBackend:
                 f"{self.label} ({address[0]}:{address[1]})",
             )
             backend.transaction_owner = self  # a transaction opened here is seen by the primary
+            backend.writers = self.writers
             if self.waiter is not None:
                 waiter = self.waiter
                 backend.shared_journal = lambda: waiter().offline
@@ -144,25 +148,28 @@ class AsyncClusterBackend:
         """Run a :class:`Routed` operation on the primary holding its object's slot."""
         if not isinstance(routed, Routed):
             raise ServerError("this operation spans objects and is not available on Redis Cluster yet")
-        for attempt in range(_ATTEMPTS):
-            backend = await self._node_for(routed.space)
-            try:
-                if routed.name == "read":
-                    return await backend.read(routed.space, *routed.args)
-                if routed.make is not None:
-                    op = routed.make()
-                else:
-                    op = getattr(backend, routed.name)(routed.space, *routed.args, **routed.kwargs)
-                return await backend.drive(op)
-            except ServerError as exc:
-                if not moved(exc) or attempt == _ATTEMPTS - 1:
-                    raise
-            except RedisConnectionError:
-                if attempt == _ATTEMPTS - 1:
-                    raise
-            await self._refresh()
-            await asyncio.sleep(0.05 * attempt)
-        raise AssertionError("unreachable")
+        try:
+            for attempt in range(_ATTEMPTS):
+                backend = await self._node_for(routed.space)
+                try:
+                    if routed.name == "read":
+                        return await backend.read(routed.space, *routed.args)
+                    if routed.make is not None:
+                        op = routed.make()
+                    else:
+                        op = getattr(backend, routed.name)(routed.space, *routed.args, **routed.kwargs)
+                    return await backend.drive(op)
+                except ServerError as exc:
+                    if not moved(exc) or attempt == _ATTEMPTS - 1:
+                        raise
+                except RedisConnectionError:  # a write whose reply was lost keeps its id for the resend
+                    if attempt == _ATTEMPTS - 1:
+                        raise
+                await self._refresh()
+                await asyncio.sleep(0.05 * attempt)
+            raise AssertionError("unreachable")
+        finally:
+            self.writers.release_kept()
 
     def begin(self, space: KeySpace) -> None:
         """Open a transaction on ``space`` in this task; the primary that commits it sees it

@@ -228,6 +228,10 @@ class Core(CollectionOps, DocumentOps, OfflineWrites):
                     self._full_push.clear()
                 self._full_push.add(key)
                 reply = yield from self._write(space, Script(f"op:{name}", keys, full_args), needs_reply)
+        except RedisConnectionError:
+            if writer is not None and self.writers.keep_for_resend(writer):
+                writer = None  # on a cluster: sent again to the slot's new primary, with this id
+            raise
         finally:
             if writer is not None:
                 self._give_back_writer(writer, reply)
@@ -295,9 +299,11 @@ class Core(CollectionOps, DocumentOps, OfflineWrites):
         reply = None
         try:
             reply = yield from self._write(space, Script("batch", [space.hash_key, *keys], args))
-        except BaseException:
+        except BaseException as exc:
             for key in keys:
                 self._mirrors.pop(key, None)
+            if isinstance(exc, RedisConnectionError) and writer is not None and self.writers.keep_for_resend(writer):
+                writer = None  # on a cluster: sent again to the slot's new primary, with this id
             raise
         finally:
             if writer is not None:

@@ -12,10 +12,17 @@ is replayed after the writes journaled before it, so that writer is *held* (only
 writes take it) until this process has no journaled write left; a write that must be sent at
 once (one whose reply the caller needs, or of an object that does not journal) never takes a
 held writer, so it can never overtake a journaled one of the same writer.
+
+On a Redis Cluster the primaries' drivers share one :class:`Writers` (``resends=True``): a
+write whose reply was lost on a primary that then stopped answering keeps its writer and seq
+(:meth:`Writers.keep_for_resend`), and the router sends it again to the slot's new primary
+with the same operation id (:meth:`Writers.take` hands that writer out once more), so a write
+the old primary had applied and replicated is not applied twice.
 """
 
 from __future__ import annotations
 
+import contextvars
 import os
 import secrets
 from dataclasses import dataclass
@@ -38,17 +45,26 @@ class Writer:
 class Writers:
     """The writer slots of one driver (thread- and task-safe: list pops and appends are atomic)."""
 
-    def __init__(self) -> None:
-        """No writer yet; they are made as concurrent writes need them."""
+    def __init__(self, *, resends: bool = False) -> None:
+        """No writer yet; they are made as concurrent writes need them. ``resends``: a cluster
+        router's, which sends a write whose reply was lost again with the same id."""
         self._free: list[Writer] = []
         self._held: list[Writer] = []
         self._pid = os.getpid()
+        self.resends = resends
+        # the writer of this thread's (or task's) write whose reply was lost, for its resend
+        self._kept: contextvars.ContextVar[Writer | None] = contextvars.ContextVar(f"kept{id(self)}", default=None)
 
     def take(self, *, backlog: int, may_journal: bool) -> Writer:
         """A writer for one write. ``backlog``: this process's journaled writes not yet
         replayed; ``may_journal``: whether this write may go to the journal."""
         if self._pid != os.getpid():  # a forked child makes writers of its own
             self._free, self._held, self._pid = [], [], os.getpid()
+        kept = self._kept.get() if self.resends else None
+        if kept is not None:  # the router sends a write whose reply was lost again: the same id
+            self._kept.set(None)
+            kept.seq -= 1
+            return kept
         if not backlog and self._held:  # every journaled write is replayed: held writers are free again
             while True:
                 try:
@@ -69,6 +85,23 @@ class Writers:
             self._held.append(writer)
         else:
             self._free.append(writer)
+
+    def keep_for_resend(self, writer: Writer) -> bool:
+        """A write whose reply was lost (its primary stopped answering): keep its writer and
+        seq for the router's resend (True), or not, outside a cluster (False: give it back)."""
+        if not self.resends:
+            return False
+        self.release_kept()
+        self._kept.set(writer)
+        return True
+
+    def release_kept(self) -> None:
+        """The router is done with a write (applied, refused, or given up): its writer, if it
+        was kept for a resend, is free again."""
+        kept = self._kept.get()
+        if kept is not None:
+            self._kept.set(None)
+            self.give_back(kept)
 
     def __len__(self) -> int:
         """How many writers this driver made (free and held)."""
