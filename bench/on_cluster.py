@@ -3,9 +3,9 @@
 A cluster of three primaries, each with a replica, is formed on loopback ports from the same
 ``redis-server`` binary (``tests/cluster.py``, with RedisJSON and RediSearch loaded).
 
-* **agent loop** at P = 4, H = 10,000 (as in ``scale``), on the cluster, both sides: ours
-  with ``cluster=True``, raw redis-py with its ``RedisCluster`` client;
-* **16 processes appending to one conversation**, ours against raw ``RPUSH``;
+* **agent loop** at P = 4, H = 10,000 and **16 processes appending to one conversation**:
+  ``scale``'s workers, on the cluster, both sides: ours with ``cluster=True``, raw redis-py
+  with its ``RedisCluster`` client (the bytes sent are every primary's);
 * **a SIGKILLed primary**: one process appends as fast as it can to a conversation and
   prints each append Redis acknowledged; the primary holding it is SIGKILLed mid-stream and
   its replica takes over; afterwards the acknowledged appends missing from the list are
@@ -27,37 +27,6 @@ from typing import Any
 
 import redis
 import redis.cluster
-
-AGENT = r"""
-import json, sys, time
-import redis.cluster
-url, prefix, key, worker, turns, side = sys.argv[1:7]
-worker, turns = int(worker), int(turns)
-raw = redis.cluster.RedisCluster.from_url(url)
-content = "x" * 180
-if side == "lib":
-    from redis_memory import ConversationMemory
-    mem = ConversationMemory(key, url=url, cluster=True, prefix=prefix)
-    len(mem.messages)
-else:
-    list_key = f"{prefix}raw:{{{key}}}"
-    raw.lrange(list_key, 0, -1)
-raw.rpush(f"{prefix}ready:{{{key}}}", worker)
-raw.blpop([f"{prefix}start:{{{key}}}"])
-latencies, started = [], time.time()
-for turn in range(turns):
-    t0 = time.perf_counter()
-    if side == "lib":
-        history = list(mem.messages)
-        mem.messages.append({"role": "user", "content": content, "w": worker, "t": turn})
-        mem.messages.append({"role": "assistant", "content": content, "w": worker, "t": turn})
-    else:
-        history = [json.loads(item) for item in raw.lrange(list_key, 0, -1)]
-        raw.rpush(list_key, json.dumps({"role": "user", "content": content, "w": worker, "t": turn}))
-        raw.rpush(list_key, json.dumps({"role": "assistant", "content": content, "w": worker, "t": turn}))
-    latencies.append(time.perf_counter() - t0)
-print(json.dumps({"started": started, "ended": time.time(), "latencies": latencies}))
-"""
 
 KILL_WRITER = r"""
 import sys, time
@@ -106,67 +75,29 @@ def _killed_primary(cluster: Any, wait: int) -> dict[str, int]:
     return {"acknowledged": len(acknowledged), "lost": len(lost), "errors": errors}
 
 
-def _agent_loop(cluster: Any, processes: int, history: int, turns: int) -> dict[str, dict[str, Any]]:
-    """The agent loop of ``scale`` on the cluster, both sides."""
-    import statistics
-
-    from redis_memory import ConversationMemory
-
-    prefix = f"bc{uuid.uuid4().hex[:8]}:"
-    raw = cluster.client()
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    seed = [{"role": "user", "content": "x" * 180, "n": n} for n in range(history)]
-    results: dict[str, dict[str, Any]] = {}
-    for side in ("lib", "raw"):
-        key = f"{side}-agents"
-        if side == "lib":
-            ConversationMemory(key, url=cluster.url, cluster=True, prefix=prefix).messages = seed
-            list_key = f"{prefix}{{{key}}}:messages"
-        else:
-            list_key = f"{prefix}raw:{{{key}}}"
-            for start in range(0, history, 1000):
-                raw.rpush(list_key, *[json.dumps(item) for item in seed[start : start + 1000]])
-        workers = [
-            subprocess.Popen(
-                [sys.executable, "-c", AGENT, cluster.url, prefix, key, str(worker), str(turns), side],
-                stdout=subprocess.PIPE,
-                text=True,
-                env=env,
-            )
-            for worker in range(processes)
-        ]
-        while raw.llen(f"{prefix}ready:{{{key}}}") < processes:
-            time.sleep(0.05)
-        raw.rpush(f"{prefix}start:{{{key}}}", *["go"] * processes)
-        runs = []
-        for worker in workers:
-            out, _ = worker.communicate(timeout=900)
-            runs.append(json.loads(out.strip().splitlines()[-1]))
-        elapsed = max(run["ended"] for run in runs) - min(run["started"] for run in runs)
-        stored = raw.llen(list_key)
-        results[side] = {
-            "latency_ms": statistics.median([x for run in runs for x in run["latencies"]]) * 1000,
-            "turns_per_s": processes * turns / elapsed,
-            "lost": history + 2 * processes * turns - stored,
-        }
-    raw.close()
-    return results
-
-
-def run(turns: int) -> list[str]:
+def run(turns: int, append_count: int) -> list[str]:
     """Every case above; the report's lines."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    import scale
+
     from tests.cluster import ClusterProcesses
 
     lines = ["", "on a Redis Cluster: 3 primaries, each with a replica (loopback TCP)"]
     with tempfile.TemporaryDirectory(prefix="rm-bench-cluster-") as directory:
         cluster = ClusterProcesses(Path(directory), modules=True).start()
         try:
-            result = _agent_loop(cluster, 4, 10_000, turns)
+            result = scale.agent_loop(cluster.url, "cluster", 4, 10_000, turns)
             for side, row in result.items():
                 lines.append(
                     f"  agent loop P=4 H=10000 {side:<5} turn {row['latency_ms']:.2f} ms, {row['turns_per_s']:.0f}"
-                    f" turns/s, lost {row['lost']}"
+                    f" turns/s, sent {row['sent_per_turn']:.0f} B/turn (added {row['added_per_turn']:.0f}),"
+                    f" lost {row['lost']}"
+                )
+            appended = scale.appends(cluster.url, "cluster", 16, append_count)
+            for side, row in appended.items():
+                lines.append(
+                    f"  16 x {append_count} appends, one conversation, {side:<5} {row['seconds']:.2f} s,"
+                    f" {row['appends_per_s']:.0f}/s, lost {row['lost']}"
                 )
             for wait in (0, 1):
                 figures = _killed_primary(cluster, wait)

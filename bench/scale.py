@@ -32,27 +32,40 @@ import uuid
 from typing import Any
 
 import redis
+import redis.cluster
 
 from redis_memory import ConversationMemory
 
 CONTENT = "x" * 180  # a message of ~230 bytes of JSON with its other keys
 
-AGENT = r"""
+# Where a worker connects: ``where`` is the server's unix socket, or "cluster" (``url`` names a
+# node of a Redis Cluster: raw redis-py uses its RedisCluster client, ours cluster=True). The
+# raw side's keys carry the conversation's hash tag, so they share a slot on a cluster.
+CONNECT = r"""
 import json, sys, time
-import redis
-url, socket, prefix, key, worker, turns, side = sys.argv[1:8]
-worker, turns = int(worker), int(turns)
-raw = redis.Redis(unix_socket_path=socket, single_connection_client=True)
+import redis, redis.cluster
+url, where, prefix, key, worker, count, side = sys.argv[1:8]
+worker, count = int(worker), int(count)
+if where == "cluster":
+    raw, options = redis.cluster.RedisCluster.from_url(url), {"cluster": True}
+else:
+    raw, options = redis.Redis(unix_socket_path=where, single_connection_client=True), {}
+list_key = f"{prefix}raw:{{{key}}}"
+"""
+
+AGENT = (
+    CONNECT
+    + r"""
+turns = count
 CONTENT = "x" * 180
 if side == "lib":
     from redis_memory import ConversationMemory
-    mem = ConversationMemory(key, url=url, prefix=prefix)
+    mem = ConversationMemory(key, url=url, prefix=prefix, **options)
     len(mem.messages)  # this process's first read: not timed
 else:
-    list_key = f"{prefix}raw:{key}"
     raw.lrange(list_key, 0, -1)
-raw.rpush(f"{prefix}ready:{key}", worker)
-raw.blpop(f"{prefix}start:{key}")
+raw.rpush(f"{prefix}ready:{{{key}}}", worker)
+raw.blpop([f"{prefix}start:{{{key}}}"])
 latencies, started = [], time.time()
 for turn in range(turns):
     t0 = time.perf_counter()
@@ -67,21 +80,19 @@ for turn in range(turns):
     latencies.append(time.perf_counter() - t0)
 print(json.dumps({"started": started, "ended": time.time(), "latencies": latencies}))
 """
+)
 
-APPENDER = r"""
-import json, sys, time
-import redis
-url, socket, prefix, key, worker, count, side = sys.argv[1:8]
-worker, count = int(worker), int(count)
-raw = redis.Redis(unix_socket_path=socket, single_connection_client=True)
+APPENDER = (
+    CONNECT
+    + r"""
 if side in ("lib", "held"):
     from redis_memory import ConversationMemory
-    mem = ConversationMemory(key, url=url, prefix=prefix)
+    mem = ConversationMemory(key, url=url, prefix=prefix, **options)
     held = mem.messages
 else:
     raw.ping()
-raw.rpush(f"{prefix}ready:{key}", worker)
-raw.blpop(f"{prefix}start:{key}")
+raw.rpush(f"{prefix}ready:{{{key}}}", worker)
+raw.blpop([f"{prefix}start:{{{key}}}"])
 started = time.time()
 for n in range(count):
     message = {"role": "user", "content": "append", "w": worker, "n": n}
@@ -90,32 +101,44 @@ for n in range(count):
     elif side == "held":
         held.append(message)
     else:
-        raw.rpush(f"{prefix}raw:{key}", json.dumps(message))
+        raw.rpush(list_key, json.dumps(message))
 print(json.dumps({"started": started, "ended": time.time()}))
 """
+)
+
+
+def _raw(url: str, where: str) -> Any:
+    """A plain redis-py client of the server (``where``: its socket) or of the cluster."""
+    if where == "cluster":
+        return redis.cluster.RedisCluster.from_url(url)
+    return redis.Redis(unix_socket_path=where)
+
+
+def _options(where: str) -> dict[str, Any]:
+    return {"cluster": True} if where == "cluster" else {}
 
 
 def _run_workers(
-    code: str, raw: redis.Redis, url: str, socket: str, prefix: str, key: str, processes: int, args: list[str]
+    code: str, raw: Any, url: str, where: str, prefix: str, key: str, processes: int, args: list[str]
 ) -> tuple[list[dict[str, Any]], int]:
     """Start the workers, release them together once all are ready; their reports and the
     bytes the server sent from the release to the end."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     workers = [
         subprocess.Popen(
-            [sys.executable, "-c", code, url, socket, prefix, key, str(worker), *args],
+            [sys.executable, "-c", code, url, where, prefix, key, str(worker), *args],
             stdout=subprocess.PIPE,
             text=True,
             env=env,
         )
         for worker in range(processes)
     ]
-    while raw.llen(f"{prefix}ready:{key}") < processes:  # every worker connected and waiting
+    while raw.llen(f"{prefix}ready:{{{key}}}") < processes:  # every worker connected and waiting
         if any(worker.poll() is not None for worker in workers):
             raise RuntimeError("a bench worker ended before the start")
         time.sleep(0.05)
     before = _sent(raw)
-    raw.rpush(f"{prefix}start:{key}", *["go"] * processes)
+    raw.rpush(f"{prefix}start:{{{key}}}", *["go"] * processes)
     results = []
     for worker in workers:
         out, _ = worker.communicate(timeout=900)
@@ -125,7 +148,11 @@ def _run_workers(
     return results, _sent(raw) - before
 
 
-def _sent(raw: redis.Redis) -> int:
+def _sent(raw: Any) -> int:
+    """Bytes the server (every primary of a cluster) has sent so far."""
+    if isinstance(raw, redis.cluster.RedisCluster):
+        stats = raw.info("stats", target_nodes=redis.cluster.RedisCluster.PRIMARIES)
+        return sum(int(info["total_net_output_bytes"]) for info in stats.values())
     return int(raw.info("stats")["total_net_output_bytes"])
 
 
@@ -144,9 +171,10 @@ def _lost(items: list[bytes], processes: int, per_worker: int, field: str) -> in
     return lost
 
 
-def agent_loop(url: str, socket: str, processes: int, history: int, turns: int) -> dict[str, dict[str, Any]]:
-    """One agent-loop case, both sides (see the module docstring)."""
-    raw = redis.Redis(unix_socket_path=socket)
+def agent_loop(url: str, where: str, processes: int, history: int, turns: int) -> dict[str, dict[str, Any]]:
+    """One agent-loop case, both sides (see the module docstring); ``where``: the server's
+    socket, or "cluster" (``url`` names a node of a Redis Cluster)."""
+    raw = _raw(url, where)
     prefix = f"bs{uuid.uuid4().hex[:8]}:"
     seed = [{"role": "user", "content": CONTENT, "n": n} for n in range(history)]
     message_bytes = len(json.dumps({"role": "user", "content": CONTENT, "w": 10, "t": 100}, separators=(",", ":")))
@@ -154,13 +182,13 @@ def agent_loop(url: str, socket: str, processes: int, history: int, turns: int) 
     for side in ("lib", "raw"):
         key = f"{side}-{processes}-{history}"
         if side == "lib":
-            ConversationMemory(key, url=url, prefix=prefix).messages = seed
+            ConversationMemory(key, url=url, prefix=prefix, **_options(where)).messages = seed
             list_key = f"{prefix}{{{key}}}:messages"
         else:
-            list_key = f"{prefix}raw:{key}"
+            list_key = f"{prefix}raw:{{{key}}}"
             for start in range(0, history, 1000):
                 raw.rpush(list_key, *[json.dumps(item) for item in seed[start : start + 1000]])
-        runs, sent = _run_workers(AGENT, raw, url, socket, prefix, key, processes, [str(turns), side])
+        runs, sent = _run_workers(AGENT, raw, url, where, prefix, key, processes, [str(turns), side])
         elapsed = max(run["ended"] for run in runs) - min(run["started"] for run in runs)
         latencies = [latency for run in runs for latency in run["latencies"]]
         items = raw.lrange(list_key, 0, -1)
@@ -175,19 +203,19 @@ def agent_loop(url: str, socket: str, processes: int, history: int, turns: int) 
     return results
 
 
-def appends(url: str, socket: str, processes: int, count: int) -> dict[str, dict[str, Any]]:
-    """16 processes appending to one conversation, both sides."""
-    raw = redis.Redis(unix_socket_path=socket)
+def appends(url: str, where: str, processes: int, count: int) -> dict[str, dict[str, Any]]:
+    """16 processes appending to one conversation, both sides (``where`` as for :func:`agent_loop`)."""
+    raw = _raw(url, where)
     prefix = f"ba{uuid.uuid4().hex[:8]}:"
     results: dict[str, dict[str, Any]] = {}
     for side in ("lib", "held", "raw"):
         key = f"{side}-appends"
         if side != "raw":
-            ConversationMemory(key, url=url, prefix=prefix).messages = []
+            ConversationMemory(key, url=url, prefix=prefix, **_options(where)).messages = []
             list_key = f"{prefix}{{{key}}}:messages"
         else:
-            list_key = f"{prefix}raw:{key}"
-        runs, _ = _run_workers(APPENDER, raw, url, socket, prefix, key, processes, [str(count), side])
+            list_key = f"{prefix}raw:{{{key}}}"
+        runs, _ = _run_workers(APPENDER, raw, url, where, prefix, key, processes, [str(count), side])
         elapsed = max(run["ended"] for run in runs) - min(run["started"] for run in runs)
         items = raw.lrange(list_key, 0, -1)
         results[side] = {
