@@ -171,7 +171,9 @@ def main(argv: list[str] | None = None) -> int:
         query_bench: queries.QueryBench | None = None
         try:
             if args.only_cluster:
-                sys.stdout.write("\n".join(on_cluster.run(args.scale_turns, args.scale_appends)) + "\n")
+                sys.stdout.write(
+                    "\n".join(on_cluster.run(args.scale_turns, args.scale_appends, args.original_samples)) + "\n"
+                )
                 return 0
             if args.only_original:
                 compare_original(Path(directory), args.original_samples)
@@ -203,7 +205,9 @@ def main(argv: list[str] | None = None) -> int:
             if not args.skip_original:
                 compare_original(Path(directory), args.original_samples)
             if not args.skip_cluster:
-                sys.stdout.write("\n".join(on_cluster.run(args.scale_turns, args.scale_appends)) + "\n")
+                sys.stdout.write(
+                    "\n".join(on_cluster.run(args.scale_turns, args.scale_appends, args.original_samples)) + "\n"
+                )
         finally:
             connections.reset()
             if query_bench is not None:

@@ -3,6 +3,8 @@
 A cluster of three primaries, each with a replica, is formed on loopback ports from the same
 ``redis-server`` binary (``tests/cluster.py``, with RedisJSON and RediSearch loaded).
 
+* **the original's cases** (``original.py``: append at history 0 to 100,000, scalar set and
+  get, full reads), ours with ``cluster=True`` against raw redis-py's ``RedisCluster``;
 * **agent loop** at P = 4, H = 10,000 and **16 processes appending to one conversation**:
   ``scale``'s workers, on the cluster, both sides: ours with ``cluster=True``, raw redis-py
   with its ``RedisCluster`` client (the bytes sent are every primary's);
@@ -75,9 +77,10 @@ def _killed_primary(cluster: Any, wait: int) -> dict[str, int]:
     return {"acknowledged": len(acknowledged), "lost": len(lost), "errors": errors}
 
 
-def run(turns: int, append_count: int) -> list[str]:
+def run(turns: int, append_count: int, samples: int) -> list[str]:
     """Every case above; the report's lines."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    import original
     import scale
 
     from tests.cluster import ClusterProcesses
@@ -86,6 +89,13 @@ def run(turns: int, append_count: int) -> list[str]:
     with tempfile.TemporaryDirectory(prefix="rm-bench-cluster-") as directory:
         cluster = ClusterProcesses(Path(directory), modules=True).start()
         try:
+            pooled = original.measure(
+                {"ours-cluster": Path(sys.executable), "raw-cluster": Path(sys.executable)}, cluster.ports[0], samples
+            )
+            lines.append("  the original's cases on the cluster (us, median / p90):")
+            lines.extend(
+                "  " + row for row in original.table(pooled, ["ours-cluster", "raw-cluster"], "raw-cluster")[0]
+            )
             result = scale.agent_loop(cluster.url, "cluster", 4, 10_000, turns)
             for side, row in result.items():
                 lines.append(

@@ -8,6 +8,9 @@ sockets), started for this section. For each case the sides run one after anothe
 rounds in a rotating order, and each side's samples are pooled; the table shows medians and
 90th percentiles in microseconds, and each side's ratio to raw redis-py.
 
+The same cases run on a Redis Cluster too (``bench/on_cluster.py``: sides ``ours-cluster``
+and ``raw-cluster``, raw redis-py's ``RedisCluster``).
+
 Cases: append at history 0 / 1,000 / 10,000 / 100,000 (``mem.messages.append(m)``; raw:
 ``RPUSH`` of ``json.dumps(m)``), scalar set and get (``mem.state = ...`` / ``mem.state``; raw:
 ``HSET`` / ``HGET``), full read at 1,000 and 10,000 (``list(mem.messages)``; raw: ``LRANGE 0
@@ -37,10 +40,14 @@ import json, statistics, sys, time, uuid
 side, port, case, history, samples = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 message = {"role": "user", "content": "x" * 180}
 cid, prefix = uuid.uuid4().hex, f"bo{uuid.uuid4().hex[:8]}:"
-if side == "raw":
-    import redis
-    raw = redis.Redis(host="127.0.0.1", port=port, single_connection_client=True)
-    key = f"{prefix}{cid}"
+on_cluster = side.endswith("-cluster")  # port: a node of a Redis Cluster
+if side.startswith("raw"):
+    import redis, redis.cluster
+    if on_cluster:
+        raw = redis.cluster.RedisCluster(host="127.0.0.1", port=port)
+    else:
+        raw = redis.Redis(host="127.0.0.1", port=port, single_connection_client=True)
+    key = f"{prefix}{{{cid}}}"  # the list and the hash share a slot
     if history:
         for start in range(0, history, 1000):
             raw.rpush(key, *[json.dumps(message)] * min(1000, history - start))
@@ -56,7 +63,7 @@ else:
     if side == "original":
         mem = ConversationMemory(cid, redis_hostname="127.0.0.1", redis_port=port, redis_prefix=prefix)
     else:
-        mem = ConversationMemory(cid, url=f"redis://127.0.0.1:{port}/0", prefix=prefix)
+        mem = ConversationMemory(cid, url=f"redis://127.0.0.1:{port}/0", prefix=prefix, cluster=on_cluster)
     mem.messages = [message] * history
     mem.state = "s"
     time.sleep(0.2)
@@ -119,62 +126,66 @@ def _samples(side: str, case: str, history: int, base: int) -> int:
     return base
 
 
-def run(server_class: Any, directory: Path, samples: int) -> tuple[list[str], dict[str, dict[int, float]]]:
-    """Every case, every side; the report's lines and the append medians by side and history."""
-    pythons = {"original": original_python(), "ours": Path(sys.executable), "raw": Path(sys.executable)}
-    port = _free_port()
-    server = server_class(directory / "tcp", modules=True, port=port).start()
+def measure(pythons: dict[str, Path], port: int, samples: int) -> dict[tuple[str, int, str], list[int]]:
+    """Every case on every side (a fresh interpreter each), three rounds in a rotating order;
+    the samples (ns) pooled by ``(case, history, side)``. ``port``: the server's, or a node's
+    of a cluster (sides ``ours-cluster`` / ``raw-cluster``)."""
     env = dict(os.environ, PYTHONPATH="")
     ours_env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     pooled: dict[tuple[str, int, str], list[int]] = {}
-    try:
-        sides = list(pythons)
-        for round_number in range(3):
-            order = sides[round_number % 3 :] + sides[: round_number % 3]
-            for case, history in CASES:
-                for side in order:
-                    count = max(1, _samples(side, case, history, samples) // 3)
-                    isolated = ["-I"] if side == "original" else []  # never our package from the working directory
-                    args = [
-                        str(pythons[side]),
-                        *isolated,
-                        "-c",
-                        WORKER,
-                        side,
-                        str(port),
-                        case,
-                        str(history),
-                        str(count),
-                    ]
-                    done = subprocess.run(
-                        args, capture_output=True, text=True, check=False, env=env if side == "original" else ours_env
-                    )
-                    if done.returncode != 0:
-                        raise RuntimeError(f"{side} {case} {history}: {done.stderr[-2000:]}")
-                    pooled.setdefault((case, history, side), []).extend(
-                        json.loads(done.stdout.strip().splitlines()[-1])
-                    )
-    finally:
-        server.stop()
-    lines = ["", "the original redis-memory 0.4.3, ours and raw redis-py (TCP loopback; us, median / p90)"]
-    lines.append(f"{'case':<22}{'original':>20}{'ours':>20}{'raw':>16}{'orig/raw':>10}{'ours/raw':>10}")
-    appends: dict[str, dict[int, float]] = {side: {} for side in pythons}
+    sides = list(pythons)
+    for round_number in range(3):
+        order = sides[round_number % len(sides) :] + sides[: round_number % len(sides)]
+        for case, history in CASES:
+            for side in order:
+                count = max(1, _samples(side, case, history, samples) // 3)
+                isolated = ["-I"] if side == "original" else []  # never our package from the working directory
+                args = [str(pythons[side]), *isolated, "-c", WORKER, side, str(port), case, str(history), str(count)]
+                done = subprocess.run(
+                    args, capture_output=True, text=True, check=False, env=env if side == "original" else ours_env
+                )
+                if done.returncode != 0:
+                    raise RuntimeError(f"{side} {case} {history}: {done.stderr[-2000:]}")
+                pooled.setdefault((case, history, side), []).extend(json.loads(done.stdout.strip().splitlines()[-1]))
+    return pooled
+
+
+def table(
+    pooled: dict[tuple[str, int, str], list[int]], sides: list[str], raw: str
+) -> tuple[list[str], dict[str, dict[int, float]]]:
+    """The report's rows (median / p90 in us per side, each side's ratio to ``raw``), and the
+    append medians by side and history."""
+    others = [side for side in sides if side != raw]
+    lines = [
+        f"{'case':<22}" + "".join(f"{side:>20}" for side in sides) + "".join(f"{side + '/raw':>18}" for side in others)
+    ]
+    appends: dict[str, dict[int, float]] = {side: {} for side in sides}
     for case, history in CASES:
         figures = {}
-        for side in pythons:
+        for side in sides:
             values = pooled[(case, history, side)]
             figures[side] = (statistics.median(values) / 1000, statistics.quantiles(values, n=10)[-1] / 1000)
             if case == "append":
                 appends[side][history] = figures[side][0]
         label = f"{case} @ {history:,}" if case in ("append", "read") else case
-        cells = {side: f"{median:.0f} / {p90:.0f}" for side, (median, p90) in figures.items()}
-        raw_median = figures["raw"][0]
-        original_ratio, ours_ratio = figures["original"][0] / raw_median, figures["ours"][0] / raw_median
-        lines.append(
-            f"{label:<22}{cells['original']:>20}{cells['ours']:>20}{cells['raw']:>16}"
-            f"{original_ratio:>9.3g}x{ours_ratio:>9.3g}x"
-        )
+        cells = "".join(f"{f'{figures[side][0]:.0f} / {figures[side][1]:.0f}':>20}" for side in sides)
+        ratios = "".join(f"{figures[side][0] / figures[raw][0]:>17.3g}x" for side in others)
+        lines.append(f"{label:<22}{cells}{ratios}")
     return lines, appends
+
+
+def run(server_class: Any, directory: Path, samples: int) -> tuple[list[str], dict[str, dict[int, float]]]:
+    """Every case, every side; the report's lines and the append medians by side and history."""
+    pythons = {"original": original_python(), "ours": Path(sys.executable), "raw": Path(sys.executable)}
+    port = _free_port()
+    server = server_class(directory / "tcp", modules=True, port=port).start()
+    try:
+        pooled = measure(pythons, port, samples)
+    finally:
+        server.stop()
+    lines = ["", "the original redis-memory 0.4.3, ours and raw redis-py (TCP loopback; us, median / p90)"]
+    rows, appends = table(pooled, list(pythons), "raw")
+    return lines + rows, appends
 
 
 def plot(appends: dict[str, dict[int, float]], path: Path) -> None:

@@ -251,12 +251,13 @@ class ClusterBackend:
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def execute(self, *args: Any) -> Any:
-        """A raw command on one key (routed by it); cross-object queries are not available yet."""
+        """A raw command on one key (routed by it). A command without a key (``FT.SEARCH``,
+        ``SCAN``) has no one primary to go to: queries run it on each (:meth:`primaries`)."""
         if len(args) > 1 and str(args[0]).upper() in _KEYED:
             return self._node_for_key(str(args[1])).execute(*args)
         raise ServerError(
-            f"{args[0]} across objects is not available on Redis Cluster yet: find_raw() and message"
-            " search need one server (docs/cluster.md)"
+            f"{args[0]} has no one primary to run on in a Redis Cluster: run it on each of primaries()"
+            " (docs/cluster.md)"
         )
 
     def execute_many(self, commands: Any) -> list[Any]:
@@ -264,8 +265,9 @@ class ClusterBackend:
         return [self.execute(*command) for command in commands]
 
     def drive(self, op: Any) -> Any:
-        """Not available on a cluster: operations across objects route per object instead."""
-        raise ServerError("this operation spans objects and is not available on Redis Cluster yet")
+        """Refused: an operation runs on one object's primary (the routed methods), and a query
+        across objects on each primary (:meth:`primaries`)."""
+        raise ServerError("an operation across objects has no one primary to run on in a Redis Cluster")
 
     def fetch(self, spaces: list[KeySpace], names: list[str]) -> list[dict[str, Any]]:
         """:meth:`Core.g_fetch` per primary (two pipelined round trips to each), merged in order."""

@@ -17,10 +17,12 @@ round-trip exactly, so everything else raises :class:`UnstorableValueError`.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
 from collections.abc import Iterable
+from importlib import resources
 from typing import Any, NoReturn, TypeAlias
 
 import pydantic
@@ -76,6 +78,29 @@ def classify(value: object) -> str:
 
 def encode_scalar(value: object) -> tuple[str, str]:
     """Return ``(kind, text)`` for a scalar value (see :mod:`redis_memory.scalars`)."""
+    return scalars.encode(value)
+
+
+@functools.cache
+def time_fields() -> frozenset[str]:
+    """The attributes ``schemas/conversation.json`` indexes as times (``datetime``, NUMERIC):
+    ``created_at``, ``started_at``, ``last_activity``."""
+    schema = json.loads(resources.files("redis_memory").joinpath("schemas", "conversation.json").read_text("utf-8"))
+    return frozenset(
+        name
+        for name, field in schema["fields"].items()
+        if field["kind"] == "datetime" and field.get("index") == "NUMERIC"
+    )
+
+
+def encode_attribute(name: str, value: object) -> tuple[str, str]:
+    """:func:`encode_scalar`, except that an ISO-8601 text assigned to an attribute indexed as
+    a time (:func:`time_fields`) is stored as that time, kind ``isotext:<text>``
+    (:func:`redis_memory.scalars.encode_time_text`): queryable by time, read back as the text."""
+    if type(value) is str and name in time_fields():
+        timed = scalars.encode_time_text(value)
+        if timed is not None:
+            return timed
     return scalars.encode(value)
 
 

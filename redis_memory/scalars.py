@@ -12,6 +12,9 @@ Every scalar is stored as one field of the object's hash, written so RediSearch 
     date                                  epoch seconds of its midnight, UTC
     uuid  decimal  bytes (base64)  tuple (a JSON array)
     enum:<module>:<qualname>              an Enum member, stored as its JSON value
+    isotext:<text>                        an ISO-8601 text assigned to an attribute indexed as a
+                                          time (``last_activity`` ...): stored as its epoch
+                                          seconds (a naive one as if UTC), read back as the text
 
 Reading an ``enum:`` kind needs its class: it is looked up among the modules already imported
 by this process (importing a module named by stored data would run arbitrary code).
@@ -188,6 +191,43 @@ def _encode_int(value: int) -> tuple[str, str]:
         raise UnstorableValueError(f"cannot store an int of {value.bit_length()} bits: too long for text") from None
 
 
+_ISO_TEXT_LIMIT = 64  # longer texts are never read as times
+
+
+def encode_time_text(text: str) -> tuple[str, str] | None:
+    """``("isotext:<text>", epoch seconds)`` for an ISO-8601 date or time text (as
+    ``datetime.fromisoformat`` reads it; naive: as if UTC, as a naive datetime is stored), or
+    None when ``text`` is not one: so an attribute indexed as a time is queryable by time when
+    it is written as text (``mem.last_activity = datetime.now().isoformat()``), and reads back
+    as that text."""
+    if len(text) > _ISO_TEXT_LIMIT or not text[:1].isdigit():
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    elif moment.utcoffset() is None:
+        return None
+    try:
+        return f"isotext:{text}", _epoch_text(moment)
+    except OverflowError:
+        return None
+
+
+def _encode_time_text(value: str) -> tuple[str, str]:
+    found = encode_time_text(value)
+    if found is None:
+        raise UnstorableValueError(f"{value[:50]!r} is not an ISO-8601 date or time")
+    return found
+
+
+def _decode_time_text(parameter: str, text: str) -> str:
+    float(text)  # the field holds the epoch seconds the index reads (ValueError if not)
+    return parameter
+
+
 _CODECS = [
     ScalarCodec("str", lambda v: ("str", check_text(v)), lambda p, s: s),
     ScalarCodec("bool", lambda v: ("bool", "1" if v else "0"), lambda p, s: s == "1"),
@@ -201,6 +241,7 @@ _CODECS = [
     ScalarCodec("bytes", _encode_bytes, _decode_bytes),
     ScalarCodec("tuple", _encode_tuple, lambda p, s: tuple(json.loads(s))),
     ScalarCodec("enum", _encode_enum, _decode_enum),
+    ScalarCodec("isotext", _encode_time_text, _decode_time_text),
 ]
 BY_NAME: dict[str, ScalarCodec] = {codec.name: codec for codec in _CODECS}
 BY_TYPE: dict[type, ScalarCodec] = {

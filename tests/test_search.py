@@ -218,12 +218,17 @@ def test_ids_never_uses_keys(server: RedisProcess, prefix: str, raw: redis.Redis
     assert ConversationMemory.ids(url=server.url, prefix=prefix) == sorted(["a", "b:c", "{x}"])
 
 
-def test_a_seed_style_string_datetime_is_left_out_the_same_way(server: RedisProcess, prefix: str, quiet: None) -> None:
-    # The seed stores last_activity as ISO text; RediSearch does not index a hash whose
-    # NUMERIC field holds text, and the fallback leaves it out the same way.
+def test_a_seed_style_string_datetime_is_found_and_a_non_time_text_left_out_the_same_way(
+    server: RedisProcess, prefix: str, quiet: None
+) -> None:
+    # The seed stores last_activity as ISO text: it is stored as a time (tests/test_time_texts.py).
+    # A text that is no time in a NUMERIC field: RediSearch does not index that hash, and the
+    # fallback leaves it out the same way.
     ConversationMemory("text", url=server.url, prefix=prefix).last_activity = "2025-12-24T10:15:00"
     ConversationMemory("typed", url=server.url, prefix=prefix).last_activity = START
-    assert [m.conversation_id for m in ConversationMemory.find(url=server.url, prefix=prefix, limit=None)] == ["typed"]
+    ConversationMemory("words", url=server.url, prefix=prefix).last_activity = "Christmas Eve"
+    found = ConversationMemory.find(url=server.url, prefix=prefix, limit=None)
+    assert sorted(m.conversation_id for m in found) == ["text", "typed"]
 
 
 def test_a_raw_query_with_parameters(

@@ -147,7 +147,7 @@ class AsyncClusterBackend:
     async def drive(self, routed: Any) -> Any:
         """Run a :class:`Routed` operation on the primary holding its object's slot."""
         if not isinstance(routed, Routed):
-            raise ServerError("this operation spans objects and is not available on Redis Cluster yet")
+            raise ServerError("an operation across objects has no one primary to run on in a Redis Cluster")
         try:
             for attempt in range(_ATTEMPTS):
                 backend = await self._node_for(routed.space)

@@ -406,7 +406,8 @@ class Core(CollectionOps, DocumentOps, OfflineWrites):
             payload = [document_text]
             mirror = Mirror(kind, codec.loads(document_text), raw=document_text.encode())
         else:
-            payload = [codec.encode_scalar(value)[1]]
+            kind, scalar_text = codec.encode_attribute(name, value)  # an ISO text of a time field: a time
+            payload = [scalar_text]
         json_flag = "0"
         if structure == codec.JSON_DOC:
             try:
@@ -471,8 +472,8 @@ class Core(CollectionOps, DocumentOps, OfflineWrites):
     ) -> Op[bool]:
         """Store scalar ``new`` only if attribute ``name`` still holds scalar ``expected`` (or is
         not stored, when ``missing``). One EVALSHA; False when it held something else."""
-        expected_kind, expected_text = ("", "") if missing else codec.encode_scalar(expected)
-        new_kind, new_text = codec.encode_scalar(new)
+        expected_kind, expected_text = ("", "") if missing else codec.encode_attribute(name, expected)
+        new_kind, new_text = codec.encode_attribute(name, new)
         args = [name, kind_field(name), expected_kind, expected_text, new_kind, new_text]
         key = space.collection_key(name)
         try:
