@@ -287,6 +287,46 @@ def test_with_wait_replicas_acknowledged_writes_survive_a_killed_primary(
     assert [m["n"] for m in open_memory(cluster, "durable", prefix).messages][-2:] == [200, 201]
 
 
+def test_with_wait_replicas_a_write_a_lagging_replica_lacks_is_not_acknowledged(
+    cluster: ClusterProcesses, prefix: str
+) -> None:
+    """The replica stops taking the stream (SIGSTOP: a replica behind, as over a slow link),
+    then the primary dies and that replica is promoted: with ``wait_replicas=1`` a write made
+    meanwhile raised ReplicationError instead of being acknowledged, and every acknowledged
+    write is on the new primary."""
+    mem = open_memory(cluster, "lagging", prefix, wait_replicas=1)
+    mem.messages = []
+    for n in range(20):
+        mem.messages.append({"n": n})
+    raw = cluster.client()
+    primary = raw.nodes_manager.get_node_from_slot(raw.keyslot(f"{prefix}{{lagging}}"))
+    raw.close()
+    replica_port = int(cluster.node_client(primary.port).info("replication")["slave0"]["port"])
+    killed = next(node for node in cluster.nodes if node.port == primary.port)
+    behind = next(node for node in cluster.nodes if node.port == replica_port)
+    assert killed.process is not None and behind.process is not None
+    behind.process.send_signal(signal.SIGSTOP)
+    try:
+        with pytest.raises(ReplicationError):
+            mem.messages.append({"n": "unconfirmed"})  # applied on the primary only: not acknowledged
+        killed.process.send_signal(signal.SIGKILL)
+        killed.process.wait()
+    finally:
+        behind.process.send_signal(signal.SIGCONT)
+    try:
+        deadline = time.monotonic() + 30
+        while cluster.node_client(replica_port).info("replication")["role"] != "master":
+            assert time.monotonic() < deadline, "the replica did not take over"
+            time.sleep(0.1)
+        survivor = redis.cluster.RedisCluster(host="127.0.0.1", port=replica_port)
+        stored = [m["n"] for m in ConversationMemory("lagging", client=survivor, prefix=prefix, cache=False).messages]
+        survivor.close()
+        assert stored[:20] == list(range(20))  # every acknowledged write
+    finally:
+        killed.start()
+        cluster.wait_healthy()
+
+
 def test_wait_replicas_says_when_too_few_replicas_confirm(server: RedisProcess, prefix: str) -> None:
     mem = ConversationMemory("alone", url=server.url, prefix=prefix, wait_replicas=1)
     with pytest.raises(ReplicationError, match="0 of the 1 replicas"):
