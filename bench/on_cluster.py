@@ -59,10 +59,7 @@ def _killed_primary(cluster: Any, wait: int) -> dict[str, int]:
     assert writer.stdout is not None
     assert writer.stdout.readline().strip() == "ready"
     time.sleep(1.0)
-    raw = cluster.client()
-    primary = raw.nodes_manager.get_node_from_slot(raw.keyslot(f"{prefix}{{victim}}"))
-    raw.close()
-    victim = next(node for node in cluster.nodes if node.port == primary.port)
+    victim = cluster.primary_and_replica(f"{prefix}{{victim}}")[0]
     victim.process.send_signal(signal.SIGKILL)
     victim.process.wait()
     out, _ = writer.communicate(timeout=120)

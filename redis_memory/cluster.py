@@ -64,6 +64,20 @@ def moved(exc: BaseException) -> bool:
     return isinstance(cause, _MOVED_ERRORS) or (isinstance(exc, ServerError) and str(exc).startswith(_MOVES))
 
 
+def by_owner(owners: list[Any]) -> list[tuple[Any, list[int]]]:
+    """Each distinct owner (a primary's backend) with the positions it owns, in first-seen order."""
+    groups: dict[int, tuple[Any, list[int]]] = {}
+    for index, owner in enumerate(owners):
+        groups.setdefault(id(owner), (owner, []))[1].append(index)
+    return list(groups.values())
+
+
+def place(rows: list[Any], indexes: list[int], part: list[Any]) -> None:
+    """Put one primary's answers (``part``, in the order of ``indexes``) at their positions."""
+    for index, row in zip(indexes, part, strict=True):
+        rows[index] = row
+
+
 class NodeBackend(Backend):
     """The backend of one primary inside a :class:`ClusterBackend`: its writes that cannot
     reach the primary are journaled by the cluster's journal (``shared_journal``)."""
@@ -271,18 +285,9 @@ class ClusterBackend:
 
     def fetch(self, spaces: list[KeySpace], names: list[str]) -> list[dict[str, Any]]:
         """:meth:`Core.g_fetch` per primary (two pipelined round trips to each), merged in order."""
-        groups: dict[int, list[int]] = {}
-        backends: dict[int, Backend] = {}
-        for index, space in enumerate(spaces):
-            backend = self.node_for(space)
-            groups.setdefault(id(backend), []).append(index)
-            backends[id(backend)] = backend
         rows: list[dict[str, Any]] = [{} for _ in spaces]
-        for key, indexes in groups.items():
-            backend = backends[key]
-            part = backend.drive(backend.g_fetch([spaces[i] for i in indexes], names))
-            for index, row in zip(indexes, part, strict=True):
-                rows[index] = row
+        for backend, indexes in by_owner([self.node_for(space) for space in spaces]):
+            place(rows, indexes, backend.drive(backend.g_fetch([spaces[i] for i in indexes], names)))
         return rows
 
     @property

@@ -117,6 +117,17 @@ class ClusterProcesses:
             time.sleep(0.05)
         raise RuntimeError("the test cluster did not form in time")
 
+    def primary_and_replica(self, key: str) -> tuple[RedisProcess, RedisProcess]:
+        """The processes of the primary holding ``key``'s slot now, and of its replica."""
+        raw = self.client()
+        try:
+            port = int(raw.nodes_manager.get_node_from_slot(raw.keyslot(key)).port)
+        finally:
+            raw.close()
+        replica_port = int(self.node_client(port).info("replication")["slave0"]["port"])
+        by_port = {node.port: node for node in self.nodes}
+        return by_port[port], by_port[replica_port]
+
     def client(self) -> redis.cluster.RedisCluster:
         """A plain redis-py cluster client, to look at what the library stored."""
         return redis.cluster.RedisCluster(host="127.0.0.1", port=self.ports[0], decode_responses=True)

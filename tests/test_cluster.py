@@ -140,10 +140,7 @@ def test_processes_appending_to_one_conversation_on_a_cluster_lose_nothing(
 def test_operations_follow_a_slot_to_its_new_primary_after_a_failover(cluster: ClusterProcesses, prefix: str) -> None:
     mem = open_memory(cluster, "moving", prefix)
     mem.messages = [{"n": 0}]
-    raw = cluster.client()
-    slot = raw.keyslot(f"{prefix}{{moving}}")
-    primary = raw.nodes_manager.get_node_from_slot(slot)
-    replica_port = int(cluster.node_client(primary.port).info("replication")["slave0"]["port"])
+    replica_port = cluster.primary_and_replica(f"{prefix}{{moving}}")[1].port
     cluster.node_client(replica_port).execute_command("CLUSTER", "FAILOVER")  # a manual, lossless failover
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -154,7 +151,6 @@ def test_operations_follow_a_slot_to_its_new_primary_after_a_failover(cluster: C
     mem.state = "moved"
     assert open_memory(cluster, "moving", prefix).messages == [{"n": 0}, {"n": 1}]
     assert ConversationMemory("moving", client=cluster.client(), prefix=prefix).state == "moved"
-    raw.close()
 
 
 def test_queries_on_a_cluster_answer_as_one_server_does(
@@ -260,11 +256,8 @@ def test_with_wait_replicas_acknowledged_writes_survive_a_killed_primary(
     for n in range(200):
         mem.messages.append({"n": n})  # each returned only once a replica had it
     mem.state = "written"
-    raw = cluster.client()
-    primary = raw.nodes_manager.get_node_from_slot(raw.keyslot(f"{prefix}{{durable}}"))
-    replica_port = int(cluster.node_client(primary.port).info("replication")["slave0"]["port"])
-    raw.close()
-    killed = next(node for node in cluster.nodes if node.port == primary.port)
+    killed, replica = cluster.primary_and_replica(f"{prefix}{{durable}}")
+    replica_port = replica.port
     assert killed.process is not None
     killed.process.send_signal(signal.SIGKILL)
     killed.process.wait()
@@ -298,12 +291,8 @@ def test_with_wait_replicas_a_write_a_lagging_replica_lacks_is_not_acknowledged(
     mem.messages = []
     for n in range(20):
         mem.messages.append({"n": n})
-    raw = cluster.client()
-    primary = raw.nodes_manager.get_node_from_slot(raw.keyslot(f"{prefix}{{lagging}}"))
-    raw.close()
-    replica_port = int(cluster.node_client(primary.port).info("replication")["slave0"]["port"])
-    killed = next(node for node in cluster.nodes if node.port == primary.port)
-    behind = next(node for node in cluster.nodes if node.port == replica_port)
+    killed, behind = cluster.primary_and_replica(f"{prefix}{{lagging}}")
+    replica_port = behind.port
     assert killed.process is not None and behind.process is not None
     behind.process.send_signal(signal.SIGSTOP)
     try:

@@ -33,18 +33,6 @@ def offline_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Pat
     connections.reset()
 
 
-def primary_of(cluster: ClusterProcesses, key: str) -> tuple[RedisProcess, RedisProcess]:
-    """The processes of the primary holding ``key``'s slot and of its replica."""
-    raw = cluster.client()
-    try:
-        port = int(raw.nodes_manager.get_node_from_slot(raw.keyslot(key)).port)
-    finally:
-        raw.close()
-    replica_port = int(cluster.node_client(port).info("replication")["slave0"]["port"])
-    by_port = {node.port: node for node in cluster.nodes}
-    return by_port[port], by_port[replica_port]
-
-
 def signal_nodes(nodes: list[RedisProcess], sent: signal.Signals) -> None:
     for node in nodes:
         assert node.process is not None
@@ -54,7 +42,7 @@ def signal_nodes(nodes: list[RedisProcess], sent: signal.Signals) -> None:
 def another_primary_id(cluster: ClusterProcesses, prefix: str, than: RedisProcess) -> str:
     """An object id whose slot another primary than ``than`` holds."""
     for n in range(1000):
-        if primary_of(cluster, f"{prefix}{{other{n}}}")[0] is not than:
+        if cluster.primary_and_replica(f"{prefix}{{other{n}}}")[0] is not than:
             return f"other{n}"
     raise AssertionError("every id on one primary")
 
@@ -71,7 +59,7 @@ def test_writes_to_an_unreachable_slot_are_journaled_and_replayed_in_order(
     mem.messages = [{"n": -1}]
     mem.state = "before"
     assert mem.state == "before" and len(mem.messages) == 1  # known to this process
-    primary, replica = primary_of(cluster, f"{prefix}{{down}}")
+    primary, replica = cluster.primary_and_replica(f"{prefix}{{down}}")
     other = ConversationMemory(
         another_primary_id(cluster, prefix, primary), url=cluster.url, cluster=True, prefix=prefix
     )
@@ -109,7 +97,7 @@ def test_writes_journaled_across_a_failover_reach_the_new_primary(
 ) -> None:
     mem = ConversationMemory("moving", url=cluster.url, cluster=True, prefix=prefix)
     mem.messages = []
-    primary, replica = primary_of(cluster, f"{prefix}{{moving}}")
+    primary, replica = cluster.primary_and_replica(f"{prefix}{{moving}}")
     signal_nodes([primary], signal.SIGSTOP)  # its replica takes over after the node timeout
     try:
         acknowledged = []
@@ -165,7 +153,7 @@ def test_a_later_process_replays_what_an_ended_one_journaled(
     cluster: ClusterProcesses, prefix: str, offline_env: Path
 ) -> None:
     ConversationMemory("left", url=cluster.url, cluster=True, prefix=prefix).messages = []
-    primary, replica = primary_of(cluster, f"{prefix}{{left}}")
+    primary, replica = cluster.primary_and_replica(f"{prefix}{{left}}")
     leaver = run_python(LEAVER, offline_env, cluster.url, prefix, retry_for="0.5", wait=False, stdin=True)
     assert leaver.stdout is not None and leaver.stdin is not None
     assert leaver.stdout.readline().strip() == "ready"
@@ -204,7 +192,7 @@ def test_a_write_whose_reply_was_lost_in_a_failover_is_applied_once(
     monkeypatch.setenv("REDIS_MEMORY_OFFLINE", offline)
     monkeypatch.setenv("REDIS_MEMORY_RETRY_FOR", "8")  # the failover happens within the resend window
     key = f"{prefix}{{lost-reply}}"
-    primary, replica = primary_of(cluster, key)
+    primary, replica = cluster.primary_and_replica(key)
     with FaultProxy(("127.0.0.1", primary.port)) as proxy:
         try:
             _announce_through(cluster, primary, proxy, cluster.url, key)

@@ -249,19 +249,10 @@ def test_the_asyncio_api_journals_writes_made_while_redis_is_down(
     durable: DurableServer, tmp_path: Path, prefix: str
 ) -> None:
     home = tmp_path / "home"
-    writer = run_python(ASYNC_WRITER, home, durable.url, prefix, retry_for=str(RETRY_FOR), wait=False, stdin=True)
-    assert writer.stdout is not None and writer.stdin is not None
-    assert writer.stdout.readline().strip() == "ready"
-    durable.kill()
-    writer.stdin.write("\n")
-    writer.stdin.flush()
-    out, err = writer.communicate(timeout=120)
-    assert writer.returncode == 0 and out.strip() == "written", err
+    out = write_through_an_outage(durable, ASYNC_WRITER, home, prefix, str(RETRY_FOR))
+    assert out.strip() == "written"
     durable.start()
-    reader = run_python(READER.replace('"turns": mem.turns, "tags": sorted(mem.tags)', ""), home, durable.url, prefix)
-    out, err = reader.communicate(timeout=120)
-    assert reader.returncode == 0, err
-    assert json.loads(out) == EXPECTED
+    assert read_back(durable, home, prefix) == EXPECTED
 
 
 NEVER_CONNECTED = """
@@ -287,14 +278,19 @@ def test_a_process_that_never_reached_redis_assigns_then_appends(
     _, err = writer.communicate(timeout=120)
     assert writer.returncode == 0, err
     durable.start()
-    reader = run_python(READER.replace('"turns": mem.turns, "tags": sorted(mem.tags)', ""), home, durable.url, prefix)
-    out, err = reader.communicate(timeout=120)
-    assert reader.returncode == 0, err
-    assert json.loads(out) == EXPECTED
+    assert read_back(durable, home, prefix) == EXPECTED
     raw = durable.client()
     expected_type = "ReJSON-RL" if durable.process.modules else "string"
     assert raw.type(f"{prefix}{{c1}}:profile") == expected_type  # the form the server supports
     raw.close()
+
+
+def read_back(durable: DurableServer, home: Path, prefix: str) -> object:
+    """What a fresh process reads of the conversation (READER, without turns and tags)."""
+    reader = run_python(READER.replace('"turns": mem.turns, "tags": sorted(mem.tags)', ""), home, durable.url, prefix)
+    out, err = reader.communicate(timeout=120)
+    assert reader.returncode == 0, err
+    return json.loads(out)
 
 
 def write_through_an_outage(durable: DurableServer, code: str, home: Path, prefix: str, retry_for: str) -> str:

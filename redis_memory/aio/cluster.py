@@ -27,7 +27,7 @@ import redis.asyncio
 import redis.asyncio.cluster
 
 from redis_memory.aio.backend import AsyncBackend
-from redis_memory.cluster import ClusterBackend, moved
+from redis_memory.cluster import ClusterBackend, by_owner, moved, place
 from redis_memory.core.writers import Writers
 from redis_memory.counters import Stats
 from redis_memory.errors import RedisConnectionError, ServerError
@@ -187,14 +187,8 @@ class AsyncClusterBackend:
     async def fetch(self, spaces: Sequence[KeySpace], names: Sequence[str]) -> list[dict[str, Any]]:
         """:meth:`Core.g_fetch` per primary, merged in order."""
         rows: list[dict[str, Any]] = [{} for _ in spaces]
-        groups: dict[int, tuple[AsyncBackend, list[int]]] = {}
-        for index, space in enumerate(spaces):
-            backend = await self._node_for(space)
-            groups.setdefault(id(backend), (backend, []))[1].append(index)
-        for backend, indexes in groups.values():
-            part = await backend.drive(backend.g_fetch([spaces[i] for i in indexes], names))
-            for index, row in zip(indexes, part, strict=True):
-                rows[index] = row
+        for backend, indexes in by_owner([await self._node_for(space) for space in spaces]):
+            place(rows, indexes, await backend.drive(backend.g_fetch([spaces[i] for i in indexes], names)))
         return rows
 
     @property
