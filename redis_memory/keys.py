@@ -99,6 +99,17 @@ class KeySpace:
         return f"{self.hash_key}*"
 
 
+def meta_key(prefix: str) -> str:
+    """The database's layout record under ``prefix``: the hash ``<prefix>__meta__``."""
+    return f"{prefix}__meta__"
+
+
+def migration_key(prefix: str, name: str) -> str:
+    """The bookkeeping of migration ``name`` under ``prefix`` (checkpoint, applied set):
+    ``<prefix>__migrations__:<name>``, never an object's key (no ``{``)."""
+    return f"{prefix}__migrations__:{encode_part(name)}"
+
+
 def kind_field(name: str) -> str:
     """The hash field recording the kind of attribute ``name``."""
     return KIND_FIELD_PREFIX + name
