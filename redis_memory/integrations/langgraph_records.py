@@ -1,0 +1,286 @@
+"""How the LangGraph checkpointer lays one thread out in its memory object (no I/O here).
+
+A thread is one memory object (id: the thread id), so every key of it shares one hash tag
+and one Redis Cluster slot. Its attributes:
+
+- ``log``: a list, one ``[checkpoint_ns, checkpoint_id]`` element per stored checkpoint, in
+  the order they were put (an append per put; read through the list mirror);
+- ``rev``: an int, incremented by every put, and compared by the transactions that rewrite
+  the log (prune, delete_for_runs), so they never drop a checkpoint put meanwhile;
+- ``c_<digest(ns, id)>``: a str, the checkpoint's record (JSON: ``ns``, ``id``, ``parent``,
+  and the serialized checkpoint without its channel values, and its metadata);
+- ``b_<digest(ns, channel, version)>``: a str, one channel value at one version (JSON
+  ``[type, base64]``), shared by every checkpoint of the namespace that has that version;
+- ``w_<digest(ns, id)>``: a list, the checkpoint's pending writes, one
+  ``[task_id, idx, channel, type, base64, task_path]`` element per write, appended.
+
+A serialized value is the saver's ``serde.dumps_typed`` pair, ``(type, bytes)``, with the
+bytes in base64. This module builds and reads those values and decides what a listing, a
+prune or a copy keeps; :mod:`redis_memory.integrations.langgraph` does the I/O.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import WRITES_IDX_MAP, PendingWrite, writes_sort_key
+from langgraph.checkpoint.serde.base import SerializerProtocol
+
+from redis_memory.errors import InvalidNameError
+
+LOG = "log"
+REV = "rev"
+
+Typed = tuple[str, bytes]
+
+
+def digest(*parts: str) -> str:
+    """A fixed-size name part for texts of any length and characters (SHA-1, hex)."""
+    return hashlib.sha1("\x00".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def checkpoint_name(ns: str, checkpoint_id: str) -> str:
+    """The attribute holding checkpoint ``checkpoint_id``'s record in namespace ``ns``."""
+    return "c_" + digest(ns, checkpoint_id)
+
+
+def writes_name(ns: str, checkpoint_id: str) -> str:
+    """The list attribute holding the pending writes of a checkpoint."""
+    return "w_" + digest(ns, checkpoint_id)
+
+
+def blob_name(ns: str, channel: str, version: object) -> str:
+    """The attribute holding ``channel``'s value at ``version`` in namespace ``ns``."""
+    return "b_" + digest(ns, channel, json.dumps(version, sort_keys=True))
+
+
+def pack(typed: Typed) -> list[str]:
+    """A ``dumps_typed`` pair as JSON-storable ``[type, base64]``."""
+    kind, data = typed
+    return [kind, base64.b64encode(data).decode("ascii")]
+
+
+def unpack(packed: Sequence[str]) -> Typed:
+    """The ``dumps_typed`` pair back from :func:`pack`'s form."""
+    return (packed[0], base64.b64decode(packed[1]))
+
+
+def thread_key(config: RunnableConfig) -> tuple[str, str, str | None]:
+    """``(thread_id, checkpoint_ns, checkpoint_id or None)`` of a config; InvalidNameError when
+    it names no thread."""
+    configurable = config.get("configurable") or {}
+    thread_id = configurable.get("thread_id")
+    if thread_id is None or isinstance(thread_id, bool) or str(thread_id) == "":
+        raise InvalidNameError("the config has no configurable thread_id")
+    checkpoint_id = configurable.get("checkpoint_id")
+    return str(thread_id), str(configurable.get("checkpoint_ns") or ""), checkpoint_id or None
+
+
+def config_of(thread_id: str, ns: str, checkpoint_id: str) -> RunnableConfig:
+    """The config naming one checkpoint."""
+    return {"configurable": {"thread_id": thread_id, "checkpoint_ns": ns, "checkpoint_id": checkpoint_id}}
+
+
+@dataclass(frozen=True)
+class Put:
+    """What one ``put`` writes: the record, the new blobs, and the log entry."""
+
+    ns: str
+    checkpoint_id: str
+    record: str
+    blobs: dict[str, str]
+
+    @property
+    def entry(self) -> list[str]:
+        """The element the log gets."""
+        return [self.ns, self.checkpoint_id]
+
+
+def make_put(
+    serde: SerializerProtocol,
+    ns: str,
+    parent: str | None,
+    checkpoint: Mapping[str, Any],
+    metadata: Mapping[str, Any],
+    new_versions: Mapping[str, Any],
+) -> Put:
+    """Serialize a checkpoint for :class:`Put`: the record without channel values, and one
+    blob per channel in ``new_versions`` (``["empty", ""]`` for a channel without a value)."""
+    stripped = dict(checkpoint)
+    values: dict[str, Any] = stripped.pop("channel_values", None) or {}
+    blobs = {
+        blob_name(ns, channel, version): json.dumps(
+            pack(serde.dumps_typed(values[channel])) if channel in values else ["empty", ""]
+        )
+        for channel, version in new_versions.items()
+    }
+    record = {
+        "ns": ns,
+        "id": checkpoint["id"],
+        "parent": parent,
+        "checkpoint": pack(serde.dumps_typed(stripped)),
+        "metadata": pack(serde.dumps_typed(dict(metadata))),
+    }
+    return Put(ns, str(checkpoint["id"]), json.dumps(record), blobs)
+
+
+def write_elements(
+    writes: Sequence[tuple[str, Any]], task_id: str, task_path: str, serde: SerializerProtocol
+) -> list[Any]:
+    """The elements ``put_writes`` appends to a checkpoint's writes list; a special channel
+    (error, interrupt...) gets its negative index, as every LangGraph saver does."""
+    return [
+        [task_id, WRITES_IDX_MAP.get(channel, idx), channel, *pack(serde.dumps_typed(value)), task_path]
+        for idx, (channel, value) in enumerate(writes)
+    ]
+
+
+def pending_writes(elements: Iterable[Sequence[Any]], serde: SerializerProtocol) -> list[PendingWrite]:
+    """The pending writes of a checkpoint from its appended elements: the first write of each
+    ``(task_id, idx)`` with ``idx >= 0`` wins (a repeated ``put_writes`` changes nothing), the
+    last one of a special write does; in ``writes_sort_key`` order."""
+    chosen: dict[tuple[str, int], Sequence[Any]] = {}
+    for element in elements:
+        key = (str(element[0]), int(element[1]))
+        if key[1] >= 0 and key in chosen:
+            continue
+        chosen[key] = element
+    ordered = sorted(chosen.values(), key=lambda e: writes_sort_key(str(e[5]), str(e[0]), int(e[1])))
+    return [(str(e[0]), str(e[2]), serde.loads_typed(unpack(e[3:5]))) for e in ordered]
+
+
+@dataclass(frozen=True)
+class Record:
+    """One stored checkpoint, decoded."""
+
+    ns: str
+    checkpoint_id: str
+    parent: str | None
+    checkpoint: dict[str, Any]
+    metadata: dict[str, Any]
+
+    def blob_names(self) -> dict[str, str]:
+        """Channel -> the blob attribute holding its value at this checkpoint's version."""
+        versions: Mapping[str, Any] = self.checkpoint.get("channel_versions") or {}
+        return {channel: blob_name(self.ns, channel, version) for channel, version in versions.items()}
+
+
+def read_record(text: str, serde: SerializerProtocol) -> Record:
+    """A :class:`Record` from its stored JSON text."""
+    data = json.loads(text)
+    return Record(
+        ns=data["ns"],
+        checkpoint_id=data["id"],
+        parent=data["parent"],
+        checkpoint=serde.loads_typed(unpack(data["checkpoint"])),
+        metadata=serde.loads_typed(unpack(data["metadata"])),
+    )
+
+
+def channel_values(record: Record, blobs: Mapping[str, Any], serde: SerializerProtocol) -> dict[str, Any]:
+    """The channel values of ``record`` from the fetched blob texts (missing and empty ones left out)."""
+    values: dict[str, Any] = {}
+    for channel, name in record.blob_names().items():
+        text = blobs.get(name)
+        if text is None:
+            continue
+        packed = json.loads(text)
+        if packed[0] != "empty":
+            values[channel] = serde.loads_typed(unpack(packed))
+    return values
+
+
+def select(
+    log: Iterable[Sequence[str]], ns: str | None, checkpoint_id: str | None, before: str | None
+) -> list[tuple[str, str]]:
+    """The log's ``(ns, id)`` entries a listing visits, newest first (by checkpoint id, which
+    LangGraph makes increasing): in namespace ``ns`` (every one for None), only
+    ``checkpoint_id`` if given, only ids below ``before`` if given; each once."""
+    found = {(str(entry[0]), str(entry[1])) for entry in log}
+    chosen = [
+        (entry_ns, entry_id)
+        for entry_ns, entry_id in found
+        if (ns is None or entry_ns == ns)
+        and (checkpoint_id is None or entry_id == checkpoint_id)
+        and (before is None or entry_id < before)
+    ]
+    return sorted(chosen, key=lambda entry: (entry[1], entry[0]), reverse=True)
+
+
+def latest(log: Iterable[Sequence[str]], ns: str) -> str | None:
+    """The newest checkpoint id of namespace ``ns`` in the log, or None."""
+    chosen = select(log, ns, None, None)
+    return chosen[0][1] if chosen else None
+
+
+def matches(metadata: Mapping[str, Any], wanted: Mapping[str, Any] | None) -> bool:
+    """Whether metadata has every key of ``wanted`` with an equal value."""
+    return not wanted or all(key in metadata and metadata[key] == value for key, value in wanted.items())
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A rewrite of one thread: the log it keeps and the attributes it deletes."""
+
+    log: list[list[str]]
+    delete: list[str]
+
+    @property
+    def changes(self) -> bool:
+        """Whether the rewrite deletes anything."""
+        return bool(self.delete)
+
+
+Drop = Callable[[list[Record]], set[str]]
+"""Given every record of a thread, the names of the record attributes a rewrite deletes."""
+
+
+def plan(snapshot: Mapping[str, Any], serde: SerializerProtocol, drop: Drop) -> Plan:
+    """Which checkpoints of a thread's ``snapshot`` (its ``to_dict()``) survive when ``drop``
+    (given every record) names the record attributes to delete; blobs no surviving checkpoint
+    reads and writes lists of no surviving checkpoint are deleted with them."""
+    records = {name: read_record(text, serde) for name, text in snapshot.items() if name.startswith("c_")}
+    dropped = drop(list(records.values()))
+    kept = {name: record for name, record in records.items() if name not in dropped}
+    needed = {checkpoint_name(r.ns, r.checkpoint_id) for r in kept.values()}
+    needed |= {writes_name(r.ns, r.checkpoint_id) for r in kept.values()}
+    needed |= {name for r in kept.values() for name in r.blob_names().values()}
+    delete = sorted(name for name in snapshot if name[:2] in ("c_", "w_", "b_") and name not in needed)
+    survivors = {(r.ns, r.checkpoint_id) for r in kept.values()}
+    log = [list(entry) for entry in snapshot.get(LOG, []) if (entry[0], entry[1]) in survivors]
+    return Plan(log, delete)
+
+
+def keep_latest(records: list[Record]) -> set[str]:
+    """``prune(strategy="keep_latest")``: every record but the newest of each namespace."""
+    newest: dict[str, str] = {}
+    for record in records:
+        if record.checkpoint_id > newest.get(record.ns, ""):
+            newest[record.ns] = record.checkpoint_id
+    return {checkpoint_name(r.ns, r.checkpoint_id) for r in records if newest[r.ns] != r.checkpoint_id}
+
+
+def of_runs(run_ids: set[str]) -> Drop:
+    """``delete_for_runs``: the records whose metadata ``run_id`` is one of ``run_ids``."""
+
+    def drop(records: list[Record]) -> set[str]:
+        return {checkpoint_name(r.ns, r.checkpoint_id) for r in records if r.metadata.get("run_id") in run_ids}
+
+    return drop
+
+
+def merged_log(target: Sequence[Sequence[str]], source: Sequence[Sequence[str]]) -> list[list[str]]:
+    """A copy's log: the target's entries, then the source's it lacks, in order."""
+    seen = {(entry[0], entry[1]) for entry in target}
+    return [list(entry) for entry in target] + [list(e) for e in source if (e[0], e[1]) not in seen]
+
+
+def copied(snapshot: Mapping[str, Any]) -> dict[str, Any]:
+    """The attributes ``copy_thread`` writes to the target: every record, blob and writes list."""
+    return {name: value for name, value in snapshot.items() if name[:2] in ("c_", "w_", "b_")}
