@@ -32,11 +32,12 @@ import redis.cluster
 
 from redis_memory.backend import Backend, default_journal
 from redis_memory.cluster_journal import ClusterJournal
+from redis_memory.core.layout import WRITE_OPS, checked, g_stored_layout
 from redis_memory.core.mirror import ProxyFactory
 from redis_memory.core.writers import Writers
 from redis_memory.counters import Stats
 from redis_memory.errors import RedisConnectionError, ServerError
-from redis_memory.keys import KeySpace
+from redis_memory.keys import KeySpace, meta_key
 from redis_memory.redaction import redact
 
 # The Backend methods that act on one object: their first argument is its KeySpace.
@@ -117,6 +118,7 @@ class ClusterBackend:
         journal = default_journal()
         self.offline = ClusterJournal(self, journal) if journal is not None else None
         self.writers = Writers(resends=True)  # shared by the primaries' backends (core/writers.py)
+        self.layouts: set[str] = set()  # prefixes whose layout record was checked (core/layout.py)
 
     def _bound(self, make: ProxyFactory) -> ProxyFactory:
         """A proxy factory whose containers write through this router."""
@@ -196,6 +198,7 @@ class ClusterBackend:
         backend.journal = None  # the cluster's journal keeps its writes (see the module docstring)
         backend.shared_journal = self.offline
         backend.writers = self.writers
+        backend.layouts, backend.layout_by_router = self.layouts, True
         return backend
 
     def primaries(self) -> list[Backend]:
@@ -229,9 +232,27 @@ class ClusterBackend:
 
     # -- routing ----------------------------------------------------------------------------------
 
+    def _check_layout(self, prefix: str) -> None:
+        """The layout record under ``prefix`` (in the slot of ``<prefix>__meta__``), checked
+        once before the first operation there: :func:`redis_memory.core.layout.g_check_layout`.
+        Skipped while the cluster cannot be reached (writes are journaled meanwhile)."""
+        try:
+            reply = self._node_for_key(meta_key(prefix)).drive(g_stored_layout(prefix))
+        except RedisConnectionError:
+            return
+        except ServerError as exc:
+            if not moved(exc):
+                raise
+            self.refresh()  # asked again before the next operation
+            return
+        checked(prefix, reply)
+        self.layouts.add(prefix)
+
     def _routed(self, name: str, space: KeySpace, *args: Any, **kwargs: Any) -> Any:
         if self.offline is not None:
             self.offline.adopt_if_due()
+        if space.prefix not in self.layouts and f"g_{name}" in WRITE_OPS | {"g_clear_all", "g_transaction"}:
+            self._check_layout(space.prefix)
         try:
             for attempt in range(_ATTEMPTS):
                 backend = self.node_for(space)

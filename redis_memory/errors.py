@@ -17,6 +17,7 @@ also derives from the builtin exception a caller would naturally catch::
     ├── ConcurrentModificationError (RuntimeError)    another process changed what we changed
     ├── TransactionError            (RuntimeError)    a change that cannot be queued in a transaction
     ├── EmbeddedServerError         (RuntimeError)    the embedded redis-server cannot start
+    ├── LayoutError                 (RuntimeError)    the data is in a layout this version does not know
     ├── RedisConnectionError        (ConnectionError) Redis cannot be reached
     ├── AccessDeniedError           (PermissionError) credentials or TLS certificate refused
     ├── JournalError                                  Redis unreachable and the journal unwritable
@@ -88,6 +89,11 @@ class TransactionError(RedisMemoryError, RuntimeError):
 
 class EmbeddedServerError(RedisMemoryError, RuntimeError):
     """The embedded redis-server could not be found or started."""
+
+
+class LayoutError(RedisMemoryError, RuntimeError):
+    """The data under a prefix is in a storage layout newer than this version of the library
+    knows (its ``<prefix>__meta__`` record says so): nothing was written."""
 
 
 class RedisConnectionError(RedisMemoryError, ConnectionError):

@@ -226,12 +226,12 @@ def test_expiry_bounds_clear_and_to_dict(amemory, raw: redis.Redis) -> None:
             await mem.messages.append(n)
         assert await mem.get("messages") == list(range(15, 20))
         await mem.set("state", "active")
-        keys = raw.keys(f"{mem._space.prefix}*")
+        keys = raw.keys(f"{mem._space.prefix}*{{*")
         assert keys and all(0 < raw.pttl(key) <= 600_000 for key in keys)
         snapshot = await mem.to_dict()
         assert snapshot == {"messages": list(range(15, 20)), "state": "active"}
         await mem.clear()
-        assert raw.keys(f"{mem._space.prefix}*") == [] and await mem.to_dict() == {}
+        assert raw.keys(f"{mem._space.prefix}*{{*") == [] and await mem.to_dict() == {}
 
     run(main)
 

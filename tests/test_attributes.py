@@ -73,7 +73,7 @@ def test_delattr(memory: MemoryFactory, raw: redis.Redis) -> None:
     del mem.a, mem.b, mem.c
     assert not hasattr(memory(), "a") and not hasattr(memory(), "b") and not hasattr(memory(), "c")
     # only the log of recent operation ids is left, for an hour (exactly-once resends)
-    assert raw.keys(f"{mem._space.prefix}*") == [f"{mem._space.prefix}~ops{{c1}}"]
+    assert raw.keys(f"{mem._space.prefix}*{{*") == [f"{mem._space.prefix}~ops{{c1}}"]
     with pytest.raises(AttributeError):
         del mem.a
     with pytest.raises(AttributeError):
@@ -101,7 +101,7 @@ def test_reassigning_another_kind_replaces_the_structure(
     mem.x = second
     assert memory().x == second
     assert mem.x == second
-    keys = set(raw.keys(f"{mem._space.prefix}*"))
+    keys = set(raw.keys(f"{mem._space.prefix}*{{*"))
     has_collection = isinstance(second, (list, dict)) and (second or isinstance(second, dict))
     assert (mem._space.collection_key("x") in keys) == bool(has_collection)
 
@@ -111,7 +111,7 @@ def test_underscore_names_stay_local(memory: MemoryFactory, raw: redis.Redis) ->
     mem._local = 5
     assert mem._local == 5
     assert not hasattr(memory(), "_local")
-    assert raw.keys(f"{mem._space.prefix}*") == []
+    assert raw.keys(f"{mem._space.prefix}*{{*") == []
     del mem._local
     assert not hasattr(mem, "_local")
 
@@ -144,13 +144,13 @@ def test_unstorable_values_raise_before_anything_is_written(
     mem = memory()
     mem.x = "old"
     mem.messages = [{"n": 1}]
-    before = {key: raw.dump(key) for key in raw.keys(f"{mem._space.prefix}*")}
+    before = {key: raw.dump(key) for key in raw.keys(f"{mem._space.prefix}*{{*")}
     with pytest.raises(UnstorableValueError):
         mem.x = value
     with pytest.raises(TypeError):
         mem.messages.append(value if not isinstance(value, (list, dict)) else object())
     assert memory().x == "old"
-    assert {key: raw.dump(key) for key in raw.keys(f"{mem._space.prefix}*")} == before
+    assert {key: raw.dump(key) for key in raw.keys(f"{mem._space.prefix}*{{*")} == before
 
 
 def test_with_block_returns_the_memory(memory: MemoryFactory) -> None:
@@ -163,7 +163,7 @@ def test_prefix_from_environment(server, monkeypatch: pytest.MonkeyPatch, prefix
     monkeypatch.setenv("REDIS_PREFIX", prefix)
     mem = redis_memory.ConversationMemory("env", url=server.url)
     mem.x = 1
-    assert sorted(raw.keys(f"{prefix}*")) == [f"{prefix}{{env}}", f"{prefix}~ops{{env}}"]
+    assert sorted(raw.keys(f"{prefix}*")) == [f"{prefix}__meta__", f"{prefix}{{env}}", f"{prefix}~ops{{env}}"]
 
 
 def test_public_names_match_all() -> None:

@@ -28,7 +28,7 @@ def test_every_key_gets_the_ttl_and_every_write_refreshes_all_of_them(open_memor
     mem.messages = [{"n": 0}]
     mem.context = {"topic": "billing"}
     mem.tags = {"a"}
-    keys = raw.keys(f"{mem._space.prefix}*")
+    keys = raw.keys(f"{mem._space.prefix}*{{*")
     assert len(keys) == 5  # hash, 3 collections, the log of operation ids
     assert all(0 < raw.pttl(key) <= 300_000 for key in keys)
     context_key = mem._space.collection_key("context")
@@ -37,7 +37,7 @@ def test_every_key_gets_the_ttl_and_every_write_refreshes_all_of_them(open_memor
     assert raw.pttl(context_key) > 250_000  # ...slides the expiry of all of them
     mem.incr("total_messages")
     mem.context["topic"] = "refunds"
-    assert all(raw.pttl(key) > 250_000 for key in raw.keys(f"{mem._space.prefix}*"))
+    assert all(raw.pttl(key) > 250_000 for key in raw.keys(f"{mem._space.prefix}*{{*"))
 
 
 def test_a_conversation_with_a_ttl_is_gone_after_expiry_with_all_its_keys(open_memory, raw: redis.Redis) -> None:
@@ -45,9 +45,9 @@ def test_a_conversation_with_a_ttl_is_gone_after_expiry_with_all_its_keys(open_m
     mem.state, mem.messages, mem.context, mem.tags = "active", [1], {"a": 1}, {"t"}
     assert mem.messages == [1]  # mirrored
     deadline = time.monotonic() + 20
-    while raw.keys(f"{mem._space.prefix}*") and time.monotonic() < deadline:
+    while raw.keys(f"{mem._space.prefix}*{{*") and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert raw.keys(f"{mem._space.prefix}*") == []
+    assert raw.keys(f"{mem._space.prefix}*{{*") == []
     again = open_memory("short")
     assert not hasattr(again, "state") and not hasattr(again, "messages")
     assert not hasattr(mem, "messages")  # expiry invalidated the mirror too

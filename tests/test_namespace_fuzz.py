@@ -365,7 +365,7 @@ def test_fuzzed_ids_names_values_and_filters_stay_in_their_namespace(
     tag = hash_key[len(prefix) :]
     assert tag.startswith("{") and tag.endswith("}") and not set(tag[1:-1]) & set("{}*?[]\\: \n#")
     assert parse_hash_key(hash_key, prefix) == str(object_id)
-    own = (hash_key, f"{prefix}#m{tag}", f"{prefix}~ops{tag}")
+    own = (hash_key, f"{prefix}#m{tag}", f"{prefix}~ops{tag}", f"{prefix}__meta__")  # and the layout record
     acl_server.admin.execute_command(
         "ACL", "SETUSER", "fuzz", "resetkeys", *(f"~{start}*" for start in own), f"~{prefix}idx:*",
         "~memory:__probe__",

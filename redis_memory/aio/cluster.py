@@ -28,9 +28,11 @@ import redis.asyncio.cluster
 
 from redis_memory.aio.backend import AsyncBackend
 from redis_memory.cluster import ClusterBackend, by_owner, moved, place
+from redis_memory.core.layout import WRITE_OPS, check_layout_command, checked, not_a_record
+from redis_memory.core.replies import public_error
 from redis_memory.core.writers import Writers
 from redis_memory.counters import Stats
-from redis_memory.errors import RedisConnectionError, ServerError
+from redis_memory.errors import RedisConnectionError, ServerError, WrongTypeError
 from redis_memory.keys import KeySpace
 from redis_memory.redaction import redact
 
@@ -79,6 +81,8 @@ class AsyncClusterBackend:
         self._logic.transaction_owner = self
         self.writers = Writers(resends=True)  # shared by the primaries' backends (core/writers.py)
         self._logic.writers = self.writers
+        self.layouts: set[str] = set()  # prefixes whose layout record was checked (core/layout.py)
+        self._logic.layouts, self._logic.layout_by_router = self.layouts, True
 
     async def _topology(self) -> redis.asyncio.cluster.RedisCluster:
         loop = asyncio.get_running_loop()
@@ -107,6 +111,7 @@ class AsyncClusterBackend:
             )
             backend.transaction_owner = self  # a transaction opened here is seen by the primary
             backend.writers = self.writers
+            backend.layouts, backend.layout_by_router = self.layouts, True
             if self.waiter is not None:
                 waiter = self.waiter
                 backend.shared_journal = lambda: waiter().offline
@@ -148,6 +153,8 @@ class AsyncClusterBackend:
         """Run a :class:`Routed` operation on the primary holding its object's slot."""
         if not isinstance(routed, Routed):
             raise ServerError("an operation across objects has no one primary to run on in a Redis Cluster")
+        if routed.space.prefix not in self.layouts and routed.name in WRITE_OPS:
+            await self._check_layout(routed.space.prefix)
         try:
             for attempt in range(_ATTEMPTS):
                 backend = await self._node_for(routed.space)
@@ -170,6 +177,20 @@ class AsyncClusterBackend:
             raise AssertionError("unreachable")
         finally:
             self.writers.release_kept()
+
+    async def _check_layout(self, prefix: str) -> None:
+        """As :meth:`redis_memory.cluster.ClusterBackend._check_layout`: the layout record,
+        checked once before the first operation under ``prefix`` (skipped while unreachable)."""
+        try:
+            cluster = await self._topology()
+            reply = await cluster.execute_command(*check_layout_command(prefix))
+        except (RedisConnectionError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError):
+            return
+        except redis.exceptions.RedisError as exc:
+            error = public_error(exc)
+            raise (not_a_record(prefix, error) if isinstance(error, WrongTypeError) else error) from exc
+        checked(prefix, reply)
+        self.layouts.add(prefix)
 
     def begin(self, space: KeySpace) -> None:
         """Open a transaction on ``space`` in this task; the primary that commits it sees it

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from redis_memory import codec
+from redis_memory.core.layout import g_check_layout
 from redis_memory.core.mirror import Mirror
 from redis_memory.core.requests import QUEUED, Op, Script
 from redis_memory.counters import Stats
@@ -47,6 +48,8 @@ class OfflineWrites:
         _raise_offline: set[str]
         _known: OrderedDict[tuple[str, str], tuple[str, Any] | None]
         _max_mirrors: int
+        layouts: set[str]
+        layout_by_router: bool
 
         def _proxy(self, kind: str, space: KeySpace, name: str, items: Any) -> Any: ...
 
@@ -66,6 +69,9 @@ class OfflineWrites:
         if open_form:
             raise RedisConnectionError("Redis cannot be reached (it did not answer whether it has RedisJSON)")
         try:
+            if space.prefix not in self.layouts and not self.layout_by_router:
+                yield from g_check_layout(space.prefix)  # once per prefix: refuse a newer layout
+                self.layouts.add(space.prefix)
             reply = yield request
         except RedisConnectionError:
             if not journaling or keeper is None:

@@ -75,6 +75,10 @@ class Core(CollectionOps, DocumentOps, OfflineWrites):
         self._wait_replicas: dict[str, int] = {}  # hash key -> replicas that must confirm each write
         self.stats = Stats()
         self._full_push: set[str] = set()  # searchable lists met by push.lua: op:push from now on
+        # The prefixes whose layout record was checked (core/layout.py): shared by a cluster's
+        # primaries, whose router checks it (``layout_by_router``), since the record lives in one slot.
+        self.layouts: set[str] = set()
+        self.layout_by_router = False
 
     # -- configuration --------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from typing import Any, TypeAlias, TypeVar
 
 T = TypeVar("T")
 
-_WRITE_SCRIPTS = ("push", "batch")  # and every "op:<name>"
+_WRITE_SCRIPTS = ("push", "batch", "layout")  # and every "op:<name>" (layout: waits as a write does)
 
 
 class _Queued:

@@ -6,7 +6,7 @@ import functools
 import hashlib
 from importlib import resources
 
-_STANDALONE = ("get", "snapshot", "push")  # push.lua: the lean hot path of ops/push.lua
+_STANDALONE = ("get", "snapshot", "push", "layout")  # push.lua: the lean hot path of ops/push.lua
 _OPS = ("assign", "delete", "push", "list", "set", "doc", "doc_cas", "incr", "cas", "clear")
 
 
