@@ -220,3 +220,38 @@ def test_an_asyncio_client_serves_the_asyncio_methods_only(server: Any, prefix: 
         saver.get_tuple(stored)
     found = RedisMemorySaver(url=server.url, prefix=prefix).get_tuple(stored)
     assert found is not None and found.metadata["step"] == 7
+
+
+WRITER = """
+import sys
+from langgraph.checkpoint.conformance.test_utils import generate_checkpoint, generate_config, generate_metadata
+from redis_memory.integrations.langgraph import RedisMemorySaver
+
+saver = RedisMemorySaver(url=sys.argv[1], prefix=sys.argv[2])
+worker = int(sys.argv[3])
+for step in range(40):
+    value = worker * 1000 + step
+    versions = {"a": saver.get_next_version(None, None), "b": saver.get_next_version(None, None)}
+    checkpoint = generate_checkpoint(channel_values={"a": value, "b": value}, channel_versions=versions)
+    saver.put(generate_config("shared"), checkpoint, generate_metadata(step=value), versions)
+    print(checkpoint["id"])
+"""
+
+
+def test_concurrent_puts_are_whole_and_none_is_lost(server: Any, prefix: str, tmp_path: Path) -> None:
+    """Two processes put checkpoints on one thread while this one reads it: every read sees a
+    whole checkpoint (both channels and the metadata of one put), and every put is listed."""
+    writers = [run_python(WRITER, tmp_path, server.url, prefix, str(n), wait=False) for n in (1, 2)]
+    saver = RedisMemorySaver(url=server.url, prefix=prefix)
+    while any(writer.poll() is None for writer in writers):
+        found = saver.get_tuple(generate_config("shared"))
+        if found is not None:
+            values = found.checkpoint["channel_values"]
+            assert values["a"] == values["b"] == found.metadata["step"]
+    outputs = [writer.communicate() for writer in writers]
+    assert [writer.returncode for writer in writers] == [0, 0], [err for _, err in outputs]
+    ids = [line for out, _ in outputs for line in out.split()]
+    listed = [t.checkpoint["id"] for t in saver.list(generate_config("shared"))]
+    assert len(ids) == 80 and sorted(listed, reverse=True) == listed and set(listed) == set(ids)
+    latest = saver.get_tuple(generate_config("shared"))
+    assert latest is not None and latest.checkpoint["id"] == max(ids)

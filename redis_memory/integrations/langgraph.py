@@ -82,11 +82,11 @@ class RedisMemorySaver(SaverBase):
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """The checkpoint ``config`` names (its thread's newest in its namespace without a
-        ``checkpoint_id``), or None: the log (mirrored), then two fetches (record and
-        writes, blobs)."""
+        ``checkpoint_id``: one fetch of the head), or None: two fetches (record and writes,
+        then blobs)."""
         thread_id, ns, checkpoint_id = rec.thread_key(config)
         if checkpoint_id is None:
-            checkpoint_id = rec.latest(self._log(self._thread(thread_id)) or [], ns)
+            checkpoint_id = self._fetch(thread_id, [rec.head_name(ns)]).get(rec.head_name(ns))
             if checkpoint_id is None:
                 return None
         found = self._read(thread_id, [(ns, checkpoint_id)], None)
@@ -139,28 +139,32 @@ class RedisMemorySaver(SaverBase):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        """Store a checkpoint, its metadata and its new channel values in one transaction (one
-        round trip, after registering the thread); returns the config naming it."""
+        """Store a checkpoint, its metadata and its new channel values in one transaction,
+        after registering the thread and reading its revision and head (a round trip each);
+        returns the config naming it."""
         thread_id, ns, parent = rec.thread_key(config)
         put = rec.make_put(self.serde, ns, parent, checkpoint, get_checkpoint_metadata(config, metadata), new_versions)
         self._register(thread_id)
         mem = self._thread(thread_id)
+        name, head = rec.checkpoint_name(ns, put.checkpoint_id), rec.head_name(ns)
         for _ in range(ATTEMPTS):
-            log = self._log(mem)
+            state = self._fetch(thread_id, [rec.REV, head, name])
+            rev = state.get(rec.REV, MISSING)
+            log = None if rev is MISSING or name in state else self._log(mem)
             try:
                 with mem.transaction():
-                    setattr(mem, rec.checkpoint_name(ns, put.checkpoint_id), put.record)
-                    for name, text in put.blobs.items():
-                        setattr(mem, name, text)
-                    if log is None:
-                        mem.compare_and_set(rec.REV, MISSING, 1)
-                        setattr(mem, rec.LOG, [put.entry])
-                    else:
-                        mem.incr(rec.REV)
-                        if put.entry not in log:
+                    mem.compare_and_set(rec.REV, rev, 1 if rev is MISSING else int(rev) + 1)
+                    setattr(mem, name, put.record)
+                    for blob, text in put.blobs.items():
+                        setattr(mem, blob, text)
+                    if name not in state:  # a new checkpoint: in the log, with no writes yet
+                        if log is None:
+                            setattr(mem, rec.LOG, [put.entry])
+                        else:
                             log.append(put.entry)
-                    if log is None or put.entry not in log:
                         setattr(mem, rec.writes_name(ns, put.checkpoint_id), [])
+                    if put.checkpoint_id > str(state.get(head, "")):
+                        setattr(mem, head, put.checkpoint_id)
                 return rec.config_of(thread_id, ns, put.checkpoint_id)
             except ConcurrentModificationError:
                 continue
@@ -224,6 +228,8 @@ class RedisMemorySaver(SaverBase):
                 with mem.transaction():
                     mem.compare_and_set(rec.REV, snapshot.get(rec.REV, MISSING), int(snapshot.get(rec.REV, 0)) + 1)
                     setattr(mem, rec.LOG, plan.log)
+                    for name, value in plan.heads.items():
+                        setattr(mem, name, value)
                     for name in plan.delete:
                         delattr(mem, name)
                 return
@@ -241,13 +247,13 @@ class RedisMemorySaver(SaverBase):
         self._register(target_id)
         target = self._thread(target_id)
         for _ in range(ATTEMPTS):
-            current = self._fetch(target_id, [rec.LOG, rec.REV])
+            current = self._fetch(target_id, [rec.LOG, rec.REV, *rec.head_names(snapshot)])
             try:
                 with target.transaction():
                     rev = current.get(rec.REV, MISSING)
                     target.compare_and_set(rec.REV, rev, 1 if rev is MISSING else int(rev) + 1)
                     setattr(target, rec.LOG, rec.merged_log(current.get(rec.LOG, []), snapshot[rec.LOG]))
-                    for name, value in rec.copied(snapshot).items():
+                    for name, value in rec.copied(snapshot, current).items():
                         setattr(target, name, value)
                 return
             except ConcurrentModificationError:

@@ -111,12 +111,13 @@ class SaverBase(BaseCheckpointSaver[str]):
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """The checkpoint ``config`` names (its thread's newest in its namespace without a
-        ``checkpoint_id``), or None: a log read, then two fetches (record and writes, blobs)."""
+        ``checkpoint_id``: one fetch of the head), or None: two fetches (record and writes,
+        then blobs)."""
         if self._delegated():
             return await asyncio.to_thread(self.get_tuple, config)
         thread_id, ns, checkpoint_id = rec.thread_key(config)
         if checkpoint_id is None:
-            checkpoint_id = rec.latest(await self._thread_log(thread_id), ns)
+            checkpoint_id = (await self._afetch(thread_id, [rec.head_name(ns)])).get(rec.head_name(ns))
             if checkpoint_id is None:
                 return None
         found = await self._aread(thread_id, [(ns, checkpoint_id)], None)
@@ -198,30 +199,33 @@ class SaverBase(BaseCheckpointSaver[str]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        """Store a checkpoint, its metadata and its new channel values in one transaction (and
-        the thread in the registry first); returns the config naming it."""
+        """Store a checkpoint, its metadata and its new channel values in one transaction,
+        after registering the thread and reading its revision and head (a round trip each);
+        returns the config naming it."""
         if self._delegated():
             return await asyncio.to_thread(self.put, config, checkpoint, metadata, new_versions)
         thread_id, ns, parent = rec.thread_key(config)
         put = rec.make_put(self.serde, ns, parent, checkpoint, get_checkpoint_metadata(config, metadata), new_versions)
         await self._aregistry().set("t_" + rec.digest(thread_id), thread_id)
         mem = self._athread(thread_id)
+        name, head = rec.checkpoint_name(ns, put.checkpoint_id), rec.head_name(ns)
         for _ in range(ATTEMPTS):
-            log = await mem.get(rec.LOG, None)
+            state = await self._afetch(thread_id, [rec.REV, head, name])
+            rev = state.get(rec.REV, MISSING)
             try:
                 async with mem.transaction():
-                    await mem.set(rec.checkpoint_name(ns, put.checkpoint_id), put.record)
-                    for name, text in put.blobs.items():
-                        await mem.set(name, text)
-                    if log is None:
-                        await mem.compare_and_set(rec.REV, MISSING, 1)
-                        await mem.set(rec.LOG, [put.entry])
-                    else:
-                        await mem.incr(rec.REV)
-                        if put.entry not in log:
+                    await mem.compare_and_set(rec.REV, rev, 1 if rev is MISSING else int(rev) + 1)
+                    await mem.set(name, put.record)
+                    for blob, text in put.blobs.items():
+                        await mem.set(blob, text)
+                    if name not in state:  # a new checkpoint: in the log, with no writes yet
+                        if rev is MISSING:
+                            await mem.set(rec.LOG, [put.entry])
+                        else:
                             await getattr(mem, rec.LOG).append(put.entry)
-                    if log is None or put.entry not in log:
                         await mem.set(rec.writes_name(ns, put.checkpoint_id), [])
+                    if put.checkpoint_id > str(state.get(head, "")):
+                        await mem.set(head, put.checkpoint_id)
                 return rec.config_of(thread_id, ns, put.checkpoint_id)
             except ConcurrentModificationError:
                 continue
@@ -294,6 +298,8 @@ class SaverBase(BaseCheckpointSaver[str]):
                         rec.REV, snapshot.get(rec.REV, MISSING), int(snapshot.get(rec.REV, 0)) + 1
                     )
                     await mem.set(rec.LOG, plan.log)
+                    for name, value in plan.heads.items():
+                        await mem.set(name, value)
                     for name in plan.delete:
                         await mem.delete(name)
                 return
@@ -314,13 +320,13 @@ class SaverBase(BaseCheckpointSaver[str]):
         await self._aregistry().set("t_" + rec.digest(target_id), target_id)
         target = self._athread(target_id)
         for _ in range(ATTEMPTS):
-            current = await self._afetch(target_id, [rec.LOG, rec.REV])
+            current = await self._afetch(target_id, [rec.LOG, rec.REV, *rec.head_names(snapshot)])
             try:
                 async with target.transaction():
                     rev = current.get(rec.REV, MISSING)
                     await target.compare_and_set(rec.REV, rev, 1 if rev is MISSING else int(rev) + 1)
                     await target.set(rec.LOG, rec.merged_log(current.get(rec.LOG, []), snapshot[rec.LOG]))
-                    for name, value in rec.copied(snapshot).items():
+                    for name, value in rec.copied(snapshot, current).items():
                         await target.set(name, value)
                 return
             except ConcurrentModificationError:

@@ -5,8 +5,10 @@ and one Redis Cluster slot. Its attributes:
 
 - ``log``: a list, one ``[checkpoint_ns, checkpoint_id]`` element per stored checkpoint, in
   the order they were put (an append per put; read through the list mirror);
-- ``rev``: an int, incremented by every put, and compared by the transactions that rewrite
-  the log (prune, delete_for_runs), so they never drop a checkpoint put meanwhile;
+- ``rev``: an int, the thread's revision: every change but ``put_writes`` compares it and
+  adds one, in its transaction, so no two of them overwrite each other (a loser retries);
+- ``h_<digest(ns)>``: a str, the newest checkpoint id of namespace ``ns`` (what ``get_tuple``
+  without a checkpoint id reads: one field, however long the thread);
 - ``c_<digest(ns, id)>``: a str, the checkpoint's record (JSON: ``ns``, ``id``, ``parent``,
   and the serialized checkpoint without its channel values, and its metadata);
 - ``b_<digest(ns, channel, version)>``: a str, one channel value at one version (JSON
@@ -53,6 +55,11 @@ def checkpoint_name(ns: str, checkpoint_id: str) -> str:
 def writes_name(ns: str, checkpoint_id: str) -> str:
     """The list attribute holding the pending writes of a checkpoint."""
     return "w_" + digest(ns, checkpoint_id)
+
+
+def head_name(ns: str) -> str:
+    """The attribute holding the newest checkpoint id of namespace ``ns``."""
+    return "h_" + digest(ns)
 
 
 def blob_name(ns: str, channel: str, version: object) -> str:
@@ -213,12 +220,6 @@ def select(
     return sorted(chosen, key=lambda entry: (entry[1], entry[0]), reverse=True)
 
 
-def latest(log: Iterable[Sequence[str]], ns: str) -> str | None:
-    """The newest checkpoint id of namespace ``ns`` in the log, or None."""
-    chosen = select(log, ns, None, None)
-    return chosen[0][1] if chosen else None
-
-
 def matches(metadata: Mapping[str, Any], wanted: Mapping[str, Any] | None) -> bool:
     """Whether metadata has every key of ``wanted`` with an equal value."""
     return not wanted or all(key in metadata and metadata[key] == value for key, value in wanted.items())
@@ -226,15 +227,16 @@ def matches(metadata: Mapping[str, Any], wanted: Mapping[str, Any] | None) -> bo
 
 @dataclass(frozen=True)
 class Plan:
-    """A rewrite of one thread: the log it keeps and the attributes it deletes."""
+    """A rewrite of one thread: the log it keeps, the heads it sets and the attributes it deletes."""
 
     log: list[list[str]]
+    heads: dict[str, str]
     delete: list[str]
 
     @property
     def changes(self) -> bool:
-        """Whether the rewrite deletes anything."""
-        return bool(self.delete)
+        """Whether the rewrite deletes or sets anything."""
+        return bool(self.delete or self.heads)
 
 
 Drop = Callable[[list[Record]], set[str]]
@@ -244,17 +246,24 @@ Drop = Callable[[list[Record]], set[str]]
 def plan(snapshot: Mapping[str, Any], serde: SerializerProtocol, drop: Drop) -> Plan:
     """Which checkpoints of a thread's ``snapshot`` (its ``to_dict()``) survive when ``drop``
     (given every record) names the record attributes to delete; blobs no surviving checkpoint
-    reads and writes lists of no surviving checkpoint are deleted with them."""
+    reads, writes lists of no surviving checkpoint and heads of emptied namespaces are deleted
+    with them, and a namespace whose newest checkpoint goes gets the newest that stays."""
     records = {name: read_record(text, serde) for name, text in snapshot.items() if name.startswith("c_")}
     dropped = drop(list(records.values()))
-    kept = {name: record for name, record in records.items() if name not in dropped}
-    needed = {checkpoint_name(r.ns, r.checkpoint_id) for r in kept.values()}
-    needed |= {writes_name(r.ns, r.checkpoint_id) for r in kept.values()}
-    needed |= {name for r in kept.values() for name in r.blob_names().values()}
+    kept = [record for name, record in records.items() if name not in dropped]
+    needed = {checkpoint_name(r.ns, r.checkpoint_id) for r in kept}
+    needed |= {writes_name(r.ns, r.checkpoint_id) for r in kept}
+    needed |= {name for r in kept for name in r.blob_names().values()}
+    newest: dict[str, str] = {}
+    for record in kept:
+        name = head_name(record.ns)
+        newest[name] = max(newest.get(name, ""), record.checkpoint_id)
     delete = sorted(name for name in snapshot if name[:2] in ("c_", "w_", "b_") and name not in needed)
-    survivors = {(r.ns, r.checkpoint_id) for r in kept.values()}
+    delete += sorted(name for name in snapshot if name[:2] == "h_" and name not in newest)
+    heads = {name: value for name, value in newest.items() if snapshot.get(name) != value}
+    survivors = {(r.ns, r.checkpoint_id) for r in kept}
     log = [list(entry) for entry in snapshot.get(LOG, []) if (entry[0], entry[1]) in survivors]
-    return Plan(log, delete)
+    return Plan(log, heads, delete)
 
 
 def keep_latest(records: list[Record]) -> set[str]:
@@ -281,6 +290,16 @@ def merged_log(target: Sequence[Sequence[str]], source: Sequence[Sequence[str]])
     return [list(entry) for entry in target] + [list(e) for e in source if (e[0], e[1]) not in seen]
 
 
-def copied(snapshot: Mapping[str, Any]) -> dict[str, Any]:
-    """The attributes ``copy_thread`` writes to the target: every record, blob and writes list."""
-    return {name: value for name, value in snapshot.items() if name[:2] in ("c_", "w_", "b_")}
+def copied(snapshot: Mapping[str, Any], target: Mapping[str, Any]) -> dict[str, Any]:
+    """The attributes ``copy_thread`` writes to a thread holding ``target`` (its fetched heads):
+    every record, blob and writes list of ``snapshot``, and each head the newer of the two."""
+    changes = {name: value for name, value in snapshot.items() if name[:2] in ("c_", "w_", "b_")}
+    for name, value in snapshot.items():
+        if name[:2] == "h_":
+            changes[name] = max(str(value), str(target.get(name, "")))
+    return changes
+
+
+def head_names(snapshot: Mapping[str, Any]) -> list[str]:
+    """The head attributes of a thread's snapshot."""
+    return [name for name in snapshot if name[:2] == "h_"]
