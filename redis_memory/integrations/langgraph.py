@@ -27,7 +27,7 @@ from langgraph.checkpoint.base import (
 
 from redis_memory.errors import ConcurrentModificationError, MissingAttributeError
 from redis_memory.integrations import langgraph_records as rec
-from redis_memory.integrations.langgraph_async import ATTEMPTS, CHUNK, REGISTRY_ID, SaverBase, check_strategy
+from redis_memory.integrations.langgraph_async import ATTEMPTS, REGISTRY_ID, SaverBase, check_strategy
 from redis_memory.memory import MISSING, Memory
 
 __all__ = ["RedisMemorySaver"]
@@ -82,15 +82,19 @@ class RedisMemorySaver(SaverBase):
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """The checkpoint ``config`` names (its thread's newest in its namespace without a
-        ``checkpoint_id``: one fetch of the head), or None: two fetches (record and writes,
-        then blobs)."""
+        ``checkpoint_id``: a fetch of the head, then one of all it names), or None: two
+        fetches (record and writes, then blobs)."""
         thread_id, ns, checkpoint_id = rec.thread_key(config)
         if checkpoint_id is None:
-            checkpoint_id = self._fetch(thread_id, [rec.head_name(ns)]).get(rec.head_name(ns))
-            if checkpoint_id is None:
+            head = self._fetch(thread_id, [rec.head_name(ns)]).get(rec.head_name(ns))
+            if head is None:
                 return None
-        found = self._read(thread_id, [(ns, checkpoint_id)], None)
-        return found[0] if found else None
+            checkpoint_id, names = rec.head_reads(head)
+            found = self._tuple_of(thread_id, ns, checkpoint_id, names, self._fetch(thread_id, names))
+            if found is not None:
+                return found
+        read = self._read(thread_id, [(ns, checkpoint_id)], None)
+        return read[0] if read else None
 
     def _read(
         self, thread_id: str, entries: Sequence[tuple[str, str]], wanted: dict[str, Any] | None
@@ -112,8 +116,8 @@ class RedisMemorySaver(SaverBase):
     ) -> Iterator[CheckpointTuple]:
         """Checkpoints newest first: of ``config``'s thread (of every thread for None), in its
         ``checkpoint_ns`` (every namespace when the config has none), whose metadata has every
-        key of ``filter``, below ``before``'s id, at most ``limit``. Reads CHUNK checkpoints
-        per two round trips."""
+        key of ``filter``, below ``before``'s id, at most ``limit``. Reads up to 50 checkpoints
+        (the limit, without a filter) per two round trips."""
         if config is None:
             threads, ns, checkpoint_id = self._threads(), None, None
         else:
@@ -124,13 +128,16 @@ class RedisMemorySaver(SaverBase):
         left = limit
         for thread_id in threads:
             entries = rec.select(self._log(self._thread(thread_id)) or [], ns, checkpoint_id, before_id)
-            for start in range(0, len(entries), CHUNK):
-                for item in self._read(thread_id, entries[start : start + CHUNK], filter):
+            start = 0
+            while start < len(entries) and (left is None or left > 0):
+                size = rec.chunk_size(left, bool(filter))
+                for item in self._read(thread_id, entries[start : start + size], filter):
                     if left is not None:
                         if left <= 0:
                             return
                         left -= 1
                     yield item
+                start += size
 
     def put(
         self,
@@ -140,34 +147,43 @@ class RedisMemorySaver(SaverBase):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         """Store a checkpoint, its metadata and its new channel values in one transaction,
-        after registering the thread and reading its revision and head (a round trip each);
-        returns the config naming it."""
+        checked against the thread's revision (one round trip when this saver made the
+        thread's last change; else a fetch of the revision and head first, and a new thread is
+        put in the registry); returns the config naming it."""
         thread_id, ns, parent = rec.thread_key(config)
         put = rec.make_put(self.serde, ns, parent, checkpoint, get_checkpoint_metadata(config, metadata), new_versions)
-        self._register(thread_id)
         mem = self._thread(thread_id)
         name, head = rec.checkpoint_name(ns, put.checkpoint_id), rec.head_name(ns)
+        guess = self._known.before(thread_id, head)
         for _ in range(ATTEMPTS):
-            state = self._fetch(thread_id, [rec.REV, head, name])
-            rev = state.get(rec.REV, MISSING)
-            log = None if rev is MISSING or name in state else self._log(mem)
+            if guess is None:
+                guess = rec.before_from(self._fetch(thread_id, [rec.REV, head, name]), name, head)
+                if guess.rev is None:  # a new thread (or one deleted since): in the registry first
+                    self._register(thread_id)
+            log = self._log(mem) if guess.fresh and guess.rev is not None else None
+            rev = 1 if guess.rev is None else guess.rev + 1
             try:
                 with mem.transaction():
-                    mem.compare_and_set(rec.REV, rev, 1 if rev is MISSING else int(rev) + 1)
-                    setattr(mem, name, put.record)
-                    for blob, text in put.blobs.items():
-                        setattr(mem, blob, text)
-                    if name not in state:  # a new checkpoint: in the log, with no writes yet
+                    mem.compare_and_set(rec.REV, MISSING if guess.rev is None else guess.rev, rev)
+                    if guess.fresh:  # a new checkpoint (checked): in the log, with no writes yet
+                        mem.compare_and_set(name, MISSING, put.record)
                         if log is None:
                             setattr(mem, rec.LOG, [put.entry])
                         else:
                             log.append(put.entry)
                         setattr(mem, rec.writes_name(ns, put.checkpoint_id), [])
-                    if put.checkpoint_id > str(state.get(head, "")):
-                        setattr(mem, head, put.checkpoint_id)
-                return rec.config_of(thread_id, ns, put.checkpoint_id)
+                    else:
+                        setattr(mem, name, put.record)
+                    for blob, text in put.blobs.items():
+                        setattr(mem, blob, text)
+                    if put.checkpoint_id > guess.head:
+                        setattr(mem, head, put.head)
             except ConcurrentModificationError:
+                self._known.forget(thread_id)
+                guess = None
                 continue
+            self._known.remember(thread_id, rev, head, max(guess.head, put.checkpoint_id))
+            return rec.config_of(thread_id, ns, put.checkpoint_id)
         raise ConcurrentModificationError(f"thread {thread_id!r} kept changing while a checkpoint was put")
 
     def put_writes(
@@ -194,6 +210,7 @@ class RedisMemorySaver(SaverBase):
     def delete_thread(self, thread_id: str) -> None:
         """Delete every checkpoint and write of a thread (one atomic step), and its registry entry."""
         self._thread(str(thread_id)).clear()
+        self._known.forget(str(thread_id))
         with contextlib.suppress(MissingAttributeError):
             delattr(self._registry(), "t_" + rec.digest(str(thread_id)))
 
@@ -216,6 +233,7 @@ class RedisMemorySaver(SaverBase):
                 self._rewrite(str(thread_id), rec.keep_latest)
 
     def _rewrite(self, thread_id: str, drop: rec.Drop) -> None:
+        self._known.forget(thread_id)
         mem = self._thread(thread_id)
         for _ in range(ATTEMPTS):
             snapshot = mem.to_dict()
@@ -246,6 +264,7 @@ class RedisMemorySaver(SaverBase):
         target_id = str(target_thread_id)
         self._register(target_id)
         target = self._thread(target_id)
+        self._known.forget(target_id)
         for _ in range(ATTEMPTS):
             current = self._fetch(target_id, [rec.LOG, rec.REV, *rec.head_names(snapshot)])
             try:

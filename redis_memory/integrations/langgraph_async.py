@@ -40,7 +40,6 @@ SyncClient = redis.Redis | redis.cluster.RedisCluster
 AsyncClient = redis.asyncio.Redis | redis.asyncio.cluster.RedisCluster
 
 ATTEMPTS = 100  # transactions retried after a concurrent change, then ConcurrentModificationError
-CHUNK = 50  # checkpoints read per round trip by a listing
 REGISTRY_ID = "threads"
 
 
@@ -70,6 +69,7 @@ class SaverBase(BaseCheckpointSaver[str]):
             self._async_client = client
         elif client is not None:
             self._sync_client = client
+        self._known = rec.Known()
 
     def get_next_version(self, current: str | None, channel: None) -> str:
         """A version above ``current``, unique across forks of a thread: the next integer, zero
@@ -111,17 +111,21 @@ class SaverBase(BaseCheckpointSaver[str]):
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """The checkpoint ``config`` names (its thread's newest in its namespace without a
-        ``checkpoint_id``: one fetch of the head), or None: two fetches (record and writes,
-        then blobs)."""
+        ``checkpoint_id``: a fetch of the head, then one of all it names), or None: two
+        fetches (record and writes, then blobs)."""
         if self._delegated():
             return await asyncio.to_thread(self.get_tuple, config)
         thread_id, ns, checkpoint_id = rec.thread_key(config)
         if checkpoint_id is None:
-            checkpoint_id = (await self._afetch(thread_id, [rec.head_name(ns)])).get(rec.head_name(ns))
-            if checkpoint_id is None:
+            head = (await self._afetch(thread_id, [rec.head_name(ns)])).get(rec.head_name(ns))
+            if head is None:
                 return None
-        found = await self._aread(thread_id, [(ns, checkpoint_id)], None)
-        return found[0] if found else None
+            checkpoint_id, names = rec.head_reads(head)
+            found = self._tuple_of(thread_id, ns, checkpoint_id, names, await self._afetch(thread_id, names))
+            if found is not None:
+                return found
+        read = await self._aread(thread_id, [(ns, checkpoint_id)], None)
+        return read[0] if read else None
 
     async def _thread_log(self, thread_id: str) -> list[Any]:
         log = await self._athread(thread_id).get(rec.LOG, None)
@@ -137,6 +141,19 @@ class SaverBase(BaseCheckpointSaver[str]):
         records = [r for r in records if rec.matches(r.metadata, wanted)]
         blobs = await self._afetch(thread_id, [n for r in records for n in r.blob_names().values()])
         return [self._tuple(thread_id, r, blobs, rows) for r in records]
+
+    def _tuple_of(
+        self, thread_id: str, ns: str, checkpoint_id: str, names: list[str], rows: dict[str, Any]
+    ) -> CheckpointTuple | None:
+        """The tuple of a checkpoint from the attributes its head named, or None when they do
+        not hold it all (a record gone, or another checkpoint's blobs): then read it the long way."""
+        text = rows.get(rec.checkpoint_name(ns, checkpoint_id))
+        if text is None:
+            return None
+        record = rec.read_record(text, self.serde)
+        if not set(record.blob_names().values()) <= set(names):
+            return None
+        return self._tuple(thread_id, record, rows, rows)
 
     def _tuple(
         self, thread_id: str, record: rec.Record, blobs: dict[str, Any], rows: dict[str, Any]
@@ -163,8 +180,8 @@ class SaverBase(BaseCheckpointSaver[str]):
     ) -> AsyncIterator[CheckpointTuple]:
         """Checkpoints newest first: of ``config``'s thread (of every thread for None), in its
         ``checkpoint_ns`` (every namespace when the config has none), whose metadata has every
-        key of ``filter``, below ``before``'s id, at most ``limit``. Reads CHUNK checkpoints
-        per two round trips."""
+        key of ``filter``, below ``before``'s id, at most ``limit``. Reads up to 50 checkpoints
+        (the limit, without a filter) per two round trips."""
         if self._delegated():
             found = await asyncio.to_thread(lambda: list(self.list(config, filter=filter, before=before, limit=limit)))
             for item in found:
@@ -175,15 +192,16 @@ class SaverBase(BaseCheckpointSaver[str]):
         left = limit
         for thread_id in threads:
             entries = rec.select(await self._thread_log(thread_id), ns, checkpoint_id, before_id)
-            for start in range(0, len(entries), CHUNK):
-                if left is not None and left <= 0:
-                    return
-                for item in await self._aread(thread_id, entries[start : start + CHUNK], filter):
+            start = 0
+            while start < len(entries) and (left is None or left > 0):
+                size = rec.chunk_size(left, bool(filter))
+                for item in await self._aread(thread_id, entries[start : start + size], filter):
                     if left is not None:
                         if left <= 0:
                             return
                         left -= 1
                     yield item
+                start += size
 
     async def _alist_scope(self, config: RunnableConfig | None) -> tuple[list[str], str | None, str | None]:
         if config is None:
@@ -200,35 +218,44 @@ class SaverBase(BaseCheckpointSaver[str]):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         """Store a checkpoint, its metadata and its new channel values in one transaction,
-        after registering the thread and reading its revision and head (a round trip each);
-        returns the config naming it."""
+        checked against the thread's revision (one round trip when this saver made the
+        thread's last change; else a fetch of the revision and head first, and a new thread is
+        put in the registry); returns the config naming it."""
         if self._delegated():
             return await asyncio.to_thread(self.put, config, checkpoint, metadata, new_versions)
         thread_id, ns, parent = rec.thread_key(config)
         put = rec.make_put(self.serde, ns, parent, checkpoint, get_checkpoint_metadata(config, metadata), new_versions)
-        await self._aregistry().set("t_" + rec.digest(thread_id), thread_id)
         mem = self._athread(thread_id)
         name, head = rec.checkpoint_name(ns, put.checkpoint_id), rec.head_name(ns)
+        guess = self._known.before(thread_id, head)
         for _ in range(ATTEMPTS):
-            state = await self._afetch(thread_id, [rec.REV, head, name])
-            rev = state.get(rec.REV, MISSING)
+            if guess is None:
+                guess = rec.before_from(await self._afetch(thread_id, [rec.REV, head, name]), name, head)
+                if guess.rev is None:  # a new thread (or one deleted since): in the registry first
+                    await self._aregistry().set("t_" + rec.digest(thread_id), thread_id)
+            rev = 1 if guess.rev is None else guess.rev + 1
             try:
                 async with mem.transaction():
-                    await mem.compare_and_set(rec.REV, rev, 1 if rev is MISSING else int(rev) + 1)
-                    await mem.set(name, put.record)
-                    for blob, text in put.blobs.items():
-                        await mem.set(blob, text)
-                    if name not in state:  # a new checkpoint: in the log, with no writes yet
-                        if rev is MISSING:
+                    await mem.compare_and_set(rec.REV, MISSING if guess.rev is None else guess.rev, rev)
+                    if guess.fresh:  # a new checkpoint (checked): in the log, with no writes yet
+                        await mem.compare_and_set(name, MISSING, put.record)
+                        if guess.rev is None:
                             await mem.set(rec.LOG, [put.entry])
                         else:
                             await getattr(mem, rec.LOG).append(put.entry)
                         await mem.set(rec.writes_name(ns, put.checkpoint_id), [])
-                    if put.checkpoint_id > str(state.get(head, "")):
-                        await mem.set(head, put.checkpoint_id)
-                return rec.config_of(thread_id, ns, put.checkpoint_id)
+                    else:
+                        await mem.set(name, put.record)
+                    for blob, text in put.blobs.items():
+                        await mem.set(blob, text)
+                    if put.checkpoint_id > guess.head:
+                        await mem.set(head, put.head)
             except ConcurrentModificationError:
+                self._known.forget(thread_id)
+                guess = None
                 continue
+            self._known.remember(thread_id, rev, head, max(guess.head, put.checkpoint_id))
+            return rec.config_of(thread_id, ns, put.checkpoint_id)
         raise ConcurrentModificationError(f"thread {thread_id!r} kept changing while a checkpoint was put")
 
     async def aput_writes(
@@ -256,6 +283,7 @@ class SaverBase(BaseCheckpointSaver[str]):
             await asyncio.to_thread(self.delete_thread, thread_id)
             return
         await self._athread(str(thread_id)).clear()
+        self._known.forget(str(thread_id))
         with contextlib.suppress(MissingAttributeError):
             await self._aregistry().delete("t_" + rec.digest(str(thread_id)))
 
@@ -284,6 +312,7 @@ class SaverBase(BaseCheckpointSaver[str]):
                 await self._arewrite(str(thread_id), rec.keep_latest)
 
     async def _arewrite(self, thread_id: str, drop: rec.Drop) -> None:
+        self._known.forget(thread_id)
         mem = self._athread(thread_id)
         for _ in range(ATTEMPTS):
             snapshot = await mem.to_dict()
@@ -319,6 +348,7 @@ class SaverBase(BaseCheckpointSaver[str]):
         target_id = str(target_thread_id)
         await self._aregistry().set("t_" + rec.digest(target_id), target_id)
         target = self._athread(target_id)
+        self._known.forget(target_id)
         for _ in range(ATTEMPTS):
             current = await self._afetch(target_id, [rec.LOG, rec.REV, *rec.head_names(snapshot)])
             try:

@@ -7,8 +7,9 @@ and one Redis Cluster slot. Its attributes:
   the order they were put (an append per put; read through the list mirror);
 - ``rev``: an int, the thread's revision: every change but ``put_writes`` compares it and
   adds one, in its transaction, so no two of them overwrite each other (a loser retries);
-- ``h_<digest(ns)>``: a str, the newest checkpoint id of namespace ``ns`` (what ``get_tuple``
-  without a checkpoint id reads: one field, however long the thread);
+- ``h_<digest(ns)>``: a str, namespace ``ns``'s head: JSON ``[id, attribute...]``, the newest
+  checkpoint id and every attribute reading it takes (its record, its writes, its blobs), so
+  ``get_tuple`` without a checkpoint id is two fetches, however long the thread;
 - ``c_<digest(ns, id)>``: a str, the checkpoint's record (JSON: ``ns``, ``id``, ``parent``,
   and the serialized checkpoint without its channel values, and its metadata);
 - ``b_<digest(ns, channel, version)>``: a str, one channel value at one version (JSON
@@ -38,6 +39,7 @@ from redis_memory.errors import InvalidNameError
 
 LOG = "log"
 REV = "rev"
+CHUNK = 50  # checkpoints a listing reads per two round trips, at most
 
 Typed = tuple[str, bytes]
 
@@ -60,6 +62,23 @@ def writes_name(ns: str, checkpoint_id: str) -> str:
 def head_name(ns: str) -> str:
     """The attribute holding the newest checkpoint id of namespace ``ns``."""
     return "h_" + digest(ns)
+
+
+def head_value(ns: str, checkpoint_id: str, blobs: Iterable[str]) -> str:
+    """The head naming checkpoint ``checkpoint_id`` of namespace ``ns``, with the blobs it reads."""
+    reads = [checkpoint_name(ns, checkpoint_id), writes_name(ns, checkpoint_id), *blobs]
+    return json.dumps([checkpoint_id, *reads])
+
+
+def head_id(text: object) -> str:
+    """The checkpoint id a stored head names ("" for no head)."""
+    return str(json.loads(text)[0]) if isinstance(text, str) else ""
+
+
+def head_reads(text: str) -> tuple[str, list[str]]:
+    """A stored head's checkpoint id, and the attributes reading that checkpoint takes."""
+    found = json.loads(text)
+    return str(found[0]), [str(name) for name in found[1:]]
 
 
 def blob_name(ns: str, channel: str, version: object) -> str:
@@ -102,11 +121,59 @@ class Put:
     checkpoint_id: str
     record: str
     blobs: dict[str, str]
+    head: str
 
     @property
     def entry(self) -> list[str]:
         """The element the log gets."""
         return [self.ns, self.checkpoint_id]
+
+
+@dataclass(frozen=True)
+class Before:
+    """What a put assumes of its thread: its revision (None for a new thread), whether the
+    checkpoint is new to it, and its namespace's head id. The put's transaction compares the
+    revision (and, for a new checkpoint, that it is not stored), so a wrong guess costs a retry."""
+
+    rev: int | None
+    fresh: bool
+    head: str
+
+
+def before_from(fetched: Mapping[str, Any], name: str, head: str) -> Before:
+    """A :class:`Before` from a fetch of the revision, the head and the record attribute."""
+    rev = fetched.get(REV)
+    return Before(None if rev is None else int(rev), name not in fetched, head_id(fetched.get(head)))
+
+
+class Known:
+    """The revision and heads this saver left each thread with, for its next put there (at most
+    ``size`` threads, the oldest forgotten first): a saver putting checkpoint after checkpoint
+    sends one transaction per put and reads nothing."""
+
+    def __init__(self, size: int = 1024) -> None:
+        """An empty table of at most ``size`` threads."""
+        self.size = size
+        self._threads: dict[str, tuple[int, dict[str, str]]] = {}
+
+    def before(self, thread_id: str, head: str) -> Before | None:
+        """The guess for a new checkpoint under head ``head``, or None (fetch instead)."""
+        known = self._threads.get(thread_id)
+        if known is None or head not in known[1]:
+            return None
+        return Before(known[0], True, known[1][head])
+
+    def remember(self, thread_id: str, rev: int, head: str, head_id: str) -> None:
+        """After a put: the thread's new revision and that namespace's head."""
+        heads = dict(self._threads.pop(thread_id, (0, {}))[1])
+        heads[head] = head_id
+        self._threads[thread_id] = (rev, heads)
+        while len(self._threads) > self.size:
+            self._threads.pop(next(iter(self._threads)))
+
+    def forget(self, thread_id: str) -> None:
+        """After any other change, or a failed guess: fetch before the next put."""
+        self._threads.pop(thread_id, None)
 
 
 def make_put(
@@ -134,7 +201,9 @@ def make_put(
         "checkpoint": pack(serde.dumps_typed(stripped)),
         "metadata": pack(serde.dumps_typed(dict(metadata))),
     }
-    return Put(ns, str(checkpoint["id"]), json.dumps(record), blobs)
+    versions: Mapping[str, Any] = checkpoint.get("channel_versions") or {}
+    head = head_value(ns, str(checkpoint["id"]), (blob_name(ns, ch, version) for ch, version in versions.items()))
+    return Put(ns, str(checkpoint["id"]), json.dumps(record), blobs, head)
 
 
 def write_elements(
@@ -220,6 +289,12 @@ def select(
     return sorted(chosen, key=lambda entry: (entry[1], entry[0]), reverse=True)
 
 
+def chunk_size(left: int | None, filtered: bool) -> int:
+    """How many checkpoints a listing reads next: what is left of its limit (all of which it
+    yields, when no filter may leave some out), at most CHUNK."""
+    return CHUNK if left is None or filtered else max(1, min(CHUNK, left))
+
+
 def matches(metadata: Mapping[str, Any], wanted: Mapping[str, Any] | None) -> bool:
     """Whether metadata has every key of ``wanted`` with an equal value."""
     return not wanted or all(key in metadata and metadata[key] == value for key, value in wanted.items())
@@ -254,13 +329,18 @@ def plan(snapshot: Mapping[str, Any], serde: SerializerProtocol, drop: Drop) -> 
     needed = {checkpoint_name(r.ns, r.checkpoint_id) for r in kept}
     needed |= {writes_name(r.ns, r.checkpoint_id) for r in kept}
     needed |= {name for r in kept for name in r.blob_names().values()}
-    newest: dict[str, str] = {}
+    newest: dict[str, Record] = {}
     for record in kept:
         name = head_name(record.ns)
-        newest[name] = max(newest.get(name, ""), record.checkpoint_id)
+        if name not in newest or record.checkpoint_id > newest[name].checkpoint_id:
+            newest[name] = record
     delete = sorted(name for name in snapshot if name[:2] in ("c_", "w_", "b_") and name not in needed)
     delete += sorted(name for name in snapshot if name[:2] == "h_" and name not in newest)
-    heads = {name: value for name, value in newest.items() if snapshot.get(name) != value}
+    heads = {
+        name: head_value(r.ns, r.checkpoint_id, r.blob_names().values())
+        for name, r in newest.items()
+        if head_id(snapshot.get(name)) != r.checkpoint_id
+    }
     survivors = {(r.ns, r.checkpoint_id) for r in kept}
     log = [list(entry) for entry in snapshot.get(LOG, []) if (entry[0], entry[1]) in survivors]
     return Plan(log, heads, delete)
@@ -295,8 +375,8 @@ def copied(snapshot: Mapping[str, Any], target: Mapping[str, Any]) -> dict[str, 
     every record, blob and writes list of ``snapshot``, and each head the newer of the two."""
     changes = {name: value for name, value in snapshot.items() if name[:2] in ("c_", "w_", "b_")}
     for name, value in snapshot.items():
-        if name[:2] == "h_":
-            changes[name] = max(str(value), str(target.get(name, "")))
+        if name[:2] == "h_" and head_id(value) > head_id(target.get(name)):
+            changes[name] = value
     return changes
 
 
