@@ -87,6 +87,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import langgraph_savers
 import offline
 import on_cluster
 import operations
@@ -153,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-cluster", action="store_true", help="skip the Redis Cluster section")
     parser.add_argument("--only-cluster", action="store_true", help="run only the Redis Cluster section")
     parser.add_argument("--only-original", action="store_true", help="run only the original 0.4.3 section")
+    parser.add_argument("--langgraph-samples", type=int, default=300, help="samples per side, LangGraph savers")
+    parser.add_argument("--skip-langgraph", action="store_true", help="skip the LangGraph checkpointers section")
+    parser.add_argument("--only-langgraph", action="store_true", help="run only the LangGraph checkpointers section")
     args = parser.parse_args(argv)
 
     started = time.monotonic()
@@ -177,6 +181,9 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             if args.only_original:
                 compare_original(Path(directory), args.original_samples)
+                return 0
+            if args.only_langgraph:
+                sys.stdout.write("\n".join(langgraph_savers.run(server.url, args.langgraph_samples)) + "\n")
                 return 0
             if args.only_scale:
                 lines = scale.run(
@@ -208,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
                 sys.stdout.write(
                     "\n".join(on_cluster.run(args.scale_turns, args.scale_appends, args.original_samples)) + "\n"
                 )
+            if not args.skip_langgraph:
+                sys.stdout.write("\n".join(langgraph_savers.run(server.url, args.langgraph_samples)) + "\n")
         finally:
             connections.reset()
             if query_bench is not None:
