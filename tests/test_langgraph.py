@@ -255,3 +255,42 @@ def test_concurrent_puts_are_whole_and_none_is_lost(server: Any, prefix: str, tm
     assert len(ids) == 80 and sorted(listed, reverse=True) == listed and set(listed) == set(ids)
     latest = saver.get_tuple(generate_config("shared"))
     assert latest is not None and latest.checkpoint["id"] == max(ids)
+
+
+def test_two_savers_taking_turns_on_one_thread_lose_nothing(server: Any, prefix: str) -> None:
+    """Each saver's remembered revision goes stale at every turn of the other: its transaction's
+    check fails, nothing is written, and the retry after a fetch lands."""
+    savers = [RedisMemorySaver(url=server.url, prefix=prefix), RedisMemorySaver(client=server.client(), prefix=prefix)]
+    parent: Any = None
+    ids = []
+    for step in range(6):
+        config = generate_config("turns")
+        if parent is not None:
+            config["configurable"]["checkpoint_id"] = parent["configurable"]["checkpoint_id"]
+        checkpoint = generate_checkpoint(channel_values={"n": step}, channel_versions={"n": step + 1})
+        parent = savers[step % 2].put(config, checkpoint, generate_metadata(step=step), {"n": step + 1})
+        ids.append(checkpoint["id"])
+    for saver in savers:
+        assert [t.checkpoint["id"] for t in saver.list(generate_config("turns"))] == ids[::-1]
+        latest = saver.get_tuple(generate_config("turns"))
+        assert latest is not None and latest.checkpoint["channel_values"] == {"n": 5}
+        assert latest.parent_config is not None and latest.parent_config["configurable"]["checkpoint_id"] == ids[4]
+
+
+def test_asyncio_listing_of_every_thread_and_deleting_one(server: Any, prefix: str) -> None:
+    saver = RedisMemorySaver(url=server.url, prefix=prefix)
+
+    async def scenario() -> tuple[list[str], list[str]]:
+        try:
+            for thread_id in ("a", "b"):
+                await saver.aput(generate_config(thread_id), generate_checkpoint(), generate_metadata(), {})
+            every = [t.config["configurable"]["thread_id"] async for t in saver.alist(None)]
+            await saver.adelete_thread("a")
+            left = [t.config["configurable"]["thread_id"] async for t in saver.alist(None)]
+            return every, left
+        finally:
+            await aio.aclose()
+
+    every, left = asyncio.run(scenario())
+    assert sorted(every) == ["a", "b"] and left == ["b"]
+    assert [t.config["configurable"]["thread_id"] for t in saver.list(None)] == ["b"]

@@ -127,7 +127,8 @@ class RedisMemorySaver(SaverBase):
         before_id = get_checkpoint_id(before) if before else None
         left = limit
         for thread_id in threads:
-            entries = rec.select(self._log(self._thread(thread_id)) or [], ns, checkpoint_id, before_id)
+            log = self._fetch(thread_id, [rec.LOG]).get(rec.LOG) or []  # not the mirror: no window
+            entries = rec.select(log, ns, checkpoint_id, before_id)
             start = 0
             while start < len(entries) and (left is None or left > 0):
                 size = rec.chunk_size(left, bool(filter))
