@@ -191,6 +191,7 @@ def test_twenty_thousand_messages_read_back_whole_and_in_order(
         HumanMessage(f"question {n}") if n % 2 == 0 else AIMessage(f"answer {n}") for n in range(count)
     ]
     writer.add_messages(batch[:1])
+    assert len(writer.messages) == 1  # read once: from here this process's mirror serves it
     before = round_trips()
     writer.add_messages(batch[1:])  # one RPUSH of 19,999 messages
     assert round_trips() - before == 1
@@ -348,6 +349,45 @@ def test_concurrent_writers_lose_nothing(history: Callable[..., RedisMemoryChatM
         mine = [c for c in contents if isinstance(c, str) and c.startswith(f"{index}:")]
         assert mine == [f"{index}:{turn}" for turn in range(25) for _ in range(2)]
     assert all(contents[i] == contents[i + 1] for i in range(1, len(contents), 2))
+
+
+def test_writers_starting_one_conversation_together_all_keep_their_messages(
+    history: Callable[..., RedisMemoryChatMessageHistory],
+) -> None:
+    for attempt in range(5):  # the first write of each writer is the creation of the list
+        session = f"new-{attempt}"
+        writers = [history(session, separate=True) for _ in range(4)]
+        barrier = threading.Barrier(len(writers))
+
+        def write(
+            index: int, writers: list[RedisMemoryChatMessageHistory] = writers, barrier: threading.Barrier = barrier
+        ) -> None:
+            barrier.wait()
+            writers[index].add_messages([HumanMessage(f"{index}:q"), AIMessage(f"{index}:a")])
+
+        threads = [threading.Thread(target=write, args=(index,)) for index in range(len(writers))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        contents = [m.content for m in history(session, separate=True).messages]
+        assert sorted(contents) == sorted(f"{index}:{part}" for index in range(4) for part in "qa")
+        assert all(contents[i][0] == contents[i + 1][0] for i in range(0, len(contents), 2))  # batches whole
+
+
+def test_async_writers_starting_one_conversation_together_all_keep_their_messages(
+    history: Callable[..., RedisMemoryChatMessageHistory],
+) -> None:
+    writers = [history("s1") for _ in range(6)]
+
+    async def start() -> list[BaseMessage]:
+        # One read first: concurrent first uses of the asyncio cluster driver in a loop each open a
+        # topology client (aio/cluster.py _topology), and all but one outlive aio.aclose().
+        assert await writers[0].aget_messages() == []
+        await asyncio.gather(*(chat.aadd_messages([HumanMessage(str(n))]) for n, chat in enumerate(writers)))
+        return await writers[0].aget_messages()
+
+    assert sorted(m.content for m in run(start)) == [str(n) for n in range(6)]  # type: ignore[type-var]
 
 
 # -- bad input ----------------------------------------------------------------------------------------

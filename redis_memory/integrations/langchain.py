@@ -20,12 +20,14 @@ import redis
 from langchain_core.chat_history import BaseChatMessageHistory
 from langchain_core.messages import BaseMessage
 
-from redis_memory import aio
+from redis_memory import MISSING, aio
 from redis_memory.errors import ConcurrentModificationError, MissingAttributeError, WrongTypeError
 from redis_memory.integrations.messages import to_dicts, to_langchain_messages
 from redis_memory.memory import ConversationMemory, storable_name
 
 __all__ = ["RedisMemoryChatMessageHistory"]
+
+_ATTEMPTS = 5  # reads and writes raced by another writer's clear, replacement or creation
 
 
 def _stored_list(value: Any, name: str) -> list[Any]:
@@ -112,24 +114,36 @@ class RedisMemoryChatMessageHistory(BaseChatMessageHistory):
         return to_langchain_messages(_stored_list(stored, self._attribute))
 
     def add_messages(self, messages: Sequence[BaseMessage]) -> None:
-        """Append ``messages`` atomically: one RPUSH of them all (O(k)); the first messages of a
-        conversation assign the list. Every message is converted and checked first: on an error
-        nothing is written."""
+        """Append ``messages`` atomically: one RPUSH of them all (O(k)). The first messages of a
+        conversation create the list, in one transaction that checks it still has none (so two
+        processes starting one conversation both keep theirs). Every message is converted and
+        checked first: on an error nothing is written."""
         items = to_dicts(messages)
         if not items:
             return
-        for _ in range(2):
+        for _ in range(_ATTEMPTS):
             try:
                 stored = getattr(self._memory, self._attribute)
             except MissingAttributeError:
-                setattr(self._memory, self._attribute, items)
-                return
+                if self._create(items):
+                    return
+                continue
             try:
                 _stored_list(stored, self._attribute).extend(items)
                 return
             except ConcurrentModificationError:  # cleared or replaced between the read and the push
                 continue
-        _stored_list(getattr(self._memory, self._attribute), self._attribute).extend(items)
+        raise ConcurrentModificationError(f"attribute {self._attribute!r} kept changing; nothing was added")
+
+    def _create(self, items: list[dict[str, Any]]) -> bool:
+        """Assign the list if the attribute is still not stored (False, nothing written, if it is)."""
+        try:
+            with self._memory.transaction():
+                self._memory.compare_and_set(self._attribute, MISSING, 0)  # the check; replaced below
+                setattr(self._memory, self._attribute, items)
+        except ConcurrentModificationError:
+            return False
+        return True
 
     def clear(self) -> None:
         """Remove every message: the attribute becomes an empty list (one round trip)."""
@@ -151,7 +165,8 @@ class RedisMemoryChatMessageHistory(BaseChatMessageHistory):
         return [] if stored is None else to_langchain_messages(_stored_list(stored, self._attribute))
 
     async def aadd_messages(self, messages: Sequence[BaseMessage]) -> None:
-        """:meth:`add_messages`, awaited: one RPUSH of them all (O(k))."""
+        """:meth:`add_messages`, awaited: one RPUSH of them all (O(k)); the first messages of a
+        conversation create the list in a checked transaction, as there."""
         memory = self._amemory()
         if memory is None:
             await super().aadd_messages(messages)
@@ -159,15 +174,21 @@ class RedisMemoryChatMessageHistory(BaseChatMessageHistory):
         items = to_dicts(messages)
         if not items:
             return
-        try:
-            await getattr(memory, self._attribute).extend(items)
-        except ConcurrentModificationError:  # no list (yet): not stored, or of another kind
-            stored = await memory.get(self._attribute, None)
-            if stored is None:
-                await memory.set(self._attribute, items)
+        for _ in range(_ATTEMPTS):
+            try:
+                await getattr(memory, self._attribute).extend(items)
                 return
-            _stored_list(stored, self._attribute)
-            await getattr(memory, self._attribute).extend(items)
+            except ConcurrentModificationError:  # no list: not stored (yet), or of another kind
+                if not await memory.has(self._attribute):
+                    try:
+                        async with memory.transaction():
+                            await memory.compare_and_set(self._attribute, MISSING, 0)
+                            await memory.set(self._attribute, items)
+                        return
+                    except ConcurrentModificationError:
+                        continue
+                _stored_list(await memory.get(self._attribute), self._attribute)
+        raise ConcurrentModificationError(f"attribute {self._attribute!r} kept changing; nothing was added")
 
     async def aclear(self) -> None:
         """:meth:`clear`, awaited."""
