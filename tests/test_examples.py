@@ -22,7 +22,9 @@ import httpx
 import pytest
 import redis
 
+from redis_memory import ConversationMemory
 from redis_memory import server as embedded
+from redis_memory.integrations.langgraph import RedisMemorySaver
 from tests.servers import RedisProcess
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,6 +67,9 @@ def test_chatbot(server: RedisProcess, prefix: str, raw: redis.Redis) -> None:
     assert "[process 2]   4. assistant: Echo: What's the weather?" in out
     assert "[process 2] message_count = 4" in out
     assert any("user_alice_123" in key for key in stored_keys(raw, prefix))
+    stored = ConversationMemory("user_alice_123", url=server.url, prefix=prefix)
+    said = ["Hello!", "Echo: Hello!", "What's the weather?", "Echo: What's the weather?"]
+    assert [m["content"] for m in stored.messages] == said
 
 
 @pytest.mark.parametrize(
@@ -132,6 +137,8 @@ def test_langgraph_agent_resumes_in_a_second_process(server: RedisProcess, prefi
     assert "[process 2] total = 50, 8 messages" in out
     (thread_id,) = {line.split("'")[1] for line in out.splitlines() if line.startswith("[process 1] thread")}
     assert any(thread_id in key for key in stored_keys(raw, prefix))
+    saved = RedisMemorySaver(url=server.url, prefix=prefix).get_tuple({"configurable": {"thread_id": thread_id}})
+    assert saved is not None and saved.checkpoint["channel_values"]["total"] == 50
 
 
 class Service:
@@ -201,7 +208,7 @@ def service(server: RedisProcess, prefix: str) -> Iterator[Service]:
             process.communicate()
 
 
-def test_fastapi_service_workers_share_conversations(service: Service) -> None:
+def test_fastapi_service_workers_share_conversations(service: Service, server: RedisProcess, prefix: str) -> None:
     conversations = [f"chat-{n}" for n in range(4)]
     per_conversation = 15
     failures: list[str] = []
@@ -254,6 +261,10 @@ def test_fastapi_service_workers_share_conversations(service: Service) -> None:
     bad = service.request("POST", "/conversations/chat-1/messages", json={"role": "robot", "content": "?"})
     assert bad.status_code == 422
     assert service.request("GET", "/conversations/chat-1").json()["message_count"] == per_conversation
+    # What the workers wrote is in Redis, under the test's prefix, for any client to read.
+    stored = ConversationMemory("chat-3", url=server.url, prefix=prefix)
+    assert [m["content"] for m in stored.messages] == [f"chat-3 #{i}" for i in range(per_conversation)]
+    assert stored.message_count == per_conversation
 
 
 def test_fastapi_service_concurrent_first_messages(service: Service) -> None:
