@@ -30,6 +30,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,7 +50,7 @@ def note(agent: str, content: str, **extra: Any) -> dict[str, Any]:
     return {"role": "assistant", "agent": agent, "content": content, "at": datetime.now(UTC).isoformat(), **extra}
 
 
-def wait_for(mem: ConversationMemory, predicate: Any) -> dict[str, Any] | None:
+def wait_for(mem: ConversationMemory, predicate: Callable[[dict[str, Any]], bool]) -> dict[str, Any] | None:
     """Block until the conversation holds a message for which ``predicate`` is true; return it.
 
     Each wait is a ``wait_for_new`` on the messages list (client tracking, no polling); None
