@@ -533,3 +533,11 @@ def test_async_memory_given_with_an_open_conversation(server: RedisProcess, pref
 
     assert [m.content for m in run(scenario)] == ["Hi", "Hello"]
     assert [m["content"] for m in mem.messages] == ["Hi", "Hello"]
+
+
+def test_ttl_expires_the_conversation_after_its_last_write(
+    history: Callable[..., RedisMemoryChatMessageHistory], raw: redis.Redis, prefix: str
+) -> None:
+    history("s1", ttl=600).add_messages([HumanMessage("Hi")])
+    assert 0 < raw.ttl(KeySpace(prefix, "s1").collection_key("messages")) <= 600
+    assert 0 < raw.ttl(KeySpace(prefix, "s1").hash_key) <= 600

@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 import redis
+import redis.cluster
 from langchain_core.chat_history import BaseChatMessageHistory
 from langchain_core.messages import BaseMessage
 
@@ -61,7 +62,7 @@ class RedisMemoryChatMessageHistory(BaseChatMessageHistory):
         conversation_id: str | int | uuid.UUID | None = None,
         *,
         url: str | None = None,
-        client: redis.Redis | None = None,
+        client: redis.Redis | redis.cluster.RedisCluster | None = None,
         prefix: str | None = None,
         memory: ConversationMemory | None = None,
         async_memory: aio.ConversationMemory | None = None,
@@ -74,7 +75,7 @@ class RedisMemoryChatMessageHistory(BaseChatMessageHistory):
         self._async = async_memory
         self._async_options: dict[str, Any] | None = None
         if memory is not None:
-            if url is not None or client is not None or prefix is not None or max_messages is not None or ttl:
+            if any(option is not None for option in (url, client, prefix, max_messages, ttl)):
                 raise ValueError("pass memory=, or url=, client=, prefix=, max_messages=, ttl= to open one; not both")
             if conversation_id is not None and str(conversation_id) != memory.conversation_id:
                 raise ValueError(f"conversation_id {conversation_id!r} is not the id of memory= ({memory!r})")
