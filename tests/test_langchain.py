@@ -140,6 +140,19 @@ def test_runnable_with_message_history_over_two_turns_and_two_instances(
     assert len(memory("other").messages) == 2 and len(memory("s1").messages) == 4  # sessions kept apart
 
 
+def test_streamed_turns_are_stored_whole(
+    history: Callable[..., RedisMemoryChatMessageHistory], memory: MemoryFactory
+) -> None:
+    seen: list[list[BaseMessage]] = []
+    runnable = with_history(chain(seen, ["Streamed reply."]), lambda session: history(session))
+    chunks = list(runnable.stream({"input": "Stream, please"}, config={"configurable": {"session_id": "s1"}}))
+    assert len(chunks) > 1  # FakeListChatModel streams character by character
+    assert memory("s1", separate=True).messages == [
+        {"role": "user", "content": "Stream, please"},
+        {"role": "assistant", "content": "Streamed reply."},
+    ]
+
+
 def test_a_turn_in_another_process_sees_and_extends_the_history(
     history: Callable[..., RedisMemoryChatMessageHistory], server: RedisProcess, prefix: str, raw: redis.Redis
 ) -> None:

@@ -300,3 +300,22 @@ def test_importing_the_library_imports_no_framework() -> None:
     )
     found = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     assert found.strip() == "[]"
+
+
+def test_chunks_from_streaming_convert_as_their_messages() -> None:
+    from langchain_core.messages import AIMessageChunk, HumanMessageChunk, ToolCallChunk
+
+    streamed = AIMessageChunk(
+        content="", tool_call_chunks=[ToolCallChunk(name="get_weather", args='{"city": ', id="call_1", index=0)]
+    ) + AIMessageChunk(content="", tool_call_chunks=[ToolCallChunk(name=None, args='"Paris"}', id=None, index=0)])
+    assert isinstance(streamed, AIMessageChunk)
+    assert to_dict(streamed) == {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
+        ],
+    }
+    joined = AIMessageChunk(content="Hel") + AIMessageChunk(content="lo")
+    assert to_dict(joined) == {"role": "assistant", "content": "Hello"}
+    assert to_dict(HumanMessageChunk(content="Hi")) == {"role": "user", "content": "Hi"}

@@ -45,7 +45,6 @@ _OPENAI_KEYS = ("role", "content", "name", "tool_calls", "tool_call_id", "functi
 # What a dict's keys become in LangChain's own fields; every other key goes to additional_kwargs.
 _FIELDS = frozenset({"role", "content", "name", "tool_calls", "tool_call_id"})
 _DEVELOPER = "__openai_role__"
-_LANGCHAIN_ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool", "function": "function"}
 
 
 def _plain(value: Any) -> Any:
@@ -139,17 +138,31 @@ def _sdk_tool_call(call: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _from_langchain(message: BaseMessage) -> dict[str, Any]:
-    from langchain_core.messages import AIMessage, ChatMessage, FunctionMessage, SystemMessage, ToolMessage
+    from langchain_core.messages import (
+        AIMessage,
+        ChatMessage,
+        FunctionMessage,
+        HumanMessage,
+        SystemMessage,
+        ToolMessage,
+    )
 
     extra = _plain(message.additional_kwargs)
+    roles: dict[type, str] = {
+        HumanMessage: "user",
+        AIMessage: "assistant",
+        SystemMessage: "system",
+        ToolMessage: "tool",
+        FunctionMessage: "function",
+    }
+    # isinstance, not message.type: a chunk (AIMessageChunk, from streaming) is its message's subclass
+    role = next((role for cls, role in roles.items() if isinstance(message, cls)), "")
     if isinstance(message, ChatMessage):
         role = message.role
-    elif isinstance(message, SystemMessage) and extra.get(_DEVELOPER) == "developer":
+    elif role == "system" and extra.get(_DEVELOPER) == "developer":
         role = "developer"
-    else:
-        role = _LANGCHAIN_ROLES.get(message.type, "")
-        if not role:
-            raise InvalidValueError(f"a LangChain {type(message).__name__} ({message.type!r}) has no OpenAI form")
+    elif not role:
+        raise InvalidValueError(f"a LangChain {type(message).__name__} ({message.type!r}) has no OpenAI form")
     data: dict[str, Any] = {"role": role, "content": _lc_content(message.content)}
     if message.name is not None:
         data["name"] = message.name
