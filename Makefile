@@ -44,9 +44,11 @@ lint: install
 bench: install
 	$(PY) bench/bench.py
 
-## Run every code block of README.md and docs/ (also part of `make test`).
+## The documentation site (mkdocs.yml), built offline with --strict into build/site, and every
+## code block of README.md and docs/ run (both also part of `make test`).
 docs: install
-	$(PY) -m pytest -q -p no:cacheprovider tests/test_docs.py
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir build/site
+	$(PY) -m pytest -q -p no:cacheprovider tests/test_docs.py tests/test_docs_site.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,117 +1,140 @@
-"""Every ```python block of README.md and docs/*.md runs, against real redis-server processes.
+"""Every ```python block of README.md and docs/**/*.md runs, against real redis-server processes.
 
-The blocks of one file run in order in one shared namespace (a module named ``__docs__``,
-registered in ``sys.modules`` for the run), so a later block can use the names an earlier one
-defined, and a class a block defines is found again when a stored value is read back.
+Blocks are found and run by sybil (its Markdown parsers), not by a parser of our own:
+
+- A ```python block runs as code. The blocks of one file run in order in one shared namespace
+  (a module named ``__docs__``, registered in ``sys.modules`` for the run), so a later block
+  can use the names an earlier one defined, and a class a block defines is found again when a
+  stored value is read back.
+- Printed output is checked by writing the block doctest-style: a ```python block whose first
+  line starts with ``>>>`` runs as a doctest, and the lines after each ``>>>`` statement are the
+  output it must print (sybil's doctest checker; ``...`` is an ellipsis). Blocks that only
+  assert keep plain code; a block that shows output uses this form instead of comments.
+- ``<!-- skip: next -->`` on the line before a block leaves it out (sybil's skip directive;
+  ``<!-- skip: next "why" -->`` records a reason). Keep those rare (another machine, a shell
+  session), and say why nearby. A fence with more words than ``python`` (```python skip) is
+  not a Python block for sybil and is not run either.
+
 ``REDIS_URL`` points at the fixture's server and ``REDIS_PREFIX`` is fresh for each run, so a
 block that writes ``ConversationMemory("c1")`` with no connection arguments reaches the test
 server, never the embedded one. Each file runs twice: on a server with RedisJSON + RediSearch
-and on one without.
-
-A block is left out when its fence reads ```python skip, or when the line before it is
-``<!-- no-test -->``; keep those rare (another machine, a shell session), and say why nearby.
+and on one without. The files are parsed here, in one parametrized test per file, so nothing
+is collected twice and pytest's own collection of .md files stays off.
 """
 
 from __future__ import annotations
 
-import re
+import doctest
 import sys
 import types
+import unittest
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sybil import Document, Sybil
+from sybil.parsers.markdown import PythonCodeBlockParser, SkipParser
 
 from tests.servers import RedisProcess
 
 ROOT = Path(__file__).resolve().parent.parent
-DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-NO_TEST = "<!-- no-test -->"
+DOCS = ROOT / "docs"
+DOC_FILES = [ROOT / "README.md", *sorted(DOCS.rglob("*.md"))]
+# API reference pages are generated from docstrings (mkdocstrings) and hold no code of their own.
+GENERATED = DOCS / "reference"
 
-_FENCE = re.compile(r"^(?P<indent> {0,3})(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
-
-
-@dataclass(frozen=True)
-class Block:
-    """One fenced code block: its language, flags, first code line (1-based) and text."""
-
-    language: str
-    flags: tuple[str, ...]
-    line: int
-    code: str
-    skipped: bool
+SYBIL = Sybil(parsers=[PythonCodeBlockParser(doctest_optionflags=doctest.ELLIPSIS), SkipParser()], path=str(ROOT))
 
 
-def code_blocks(text: str) -> list[Block]:
-    """Every fenced code block of a Markdown text, in order."""
-    lines = text.splitlines()
-    blocks: list[Block] = []
-    index = 0
-    while index < len(lines):
-        opening = _FENCE.match(lines[index])
-        if opening is None:
-            index += 1
-            continue
-        fence, words = opening["fence"], opening["info"].split()
-        start = index + 1
-        end = start
-        while end < len(lines) and not re.match(rf"^ {{0,3}}{re.escape(fence[0])}{{{len(fence)},}}\s*$", lines[end]):
-            end += 1
-        previous = next((line.strip() for line in reversed(lines[:index]) if line.strip()), "")
-        language = words[0].lower() if words else ""
-        flags = tuple(words[1:])
-        body = "\n".join(line[len(opening["indent"]) :] for line in lines[start:end])
-        blocks.append(Block(language, flags, start + 1, body + "\n", "skip" in flags or previous == NO_TEST))
-        index = end + 1
-    return blocks
+def parse(path: Path) -> Document:
+    """The sybil document of one Markdown file: its Python blocks and skip directives, in order."""
+    return SYBIL.parse(path)
 
 
-def python_blocks(path: Path) -> list[Block]:
-    """The ```python blocks of ``path`` that are meant to run."""
-    return [block for block in code_blocks(path.read_text("utf-8")) if block.language == "python" and not block.skipped]
+def runs_code(path: Path) -> bool:
+    """Whether ``path`` has at least one Python block (code or doctest) that is evaluated."""
+    return any(not _is_skip(example.region.evaluator) for example in parse(path))
 
 
-def test_code_blocks_are_found() -> None:
-    sample = "\n".join(
-        [
-            "```python",
-            "a = 1",
-            "```",
-            "<!-- no-test -->",
-            "",
-            "```python",
-            "raise SystemExit",
-            "```",
-            "```python skip",
-            "raise SystemExit",
-            "```",
-            "````bash",
-            "```python",
-            "````",
-            "```python",
-            "b = a + 1",
-            "```",
-        ]
+def _is_skip(evaluator: object) -> bool:
+    return type(getattr(evaluator, "__self__", evaluator)).__name__ == "Skipper"
+
+
+def _ids(path: Path) -> str:
+    return path.relative_to(ROOT).as_posix()
+
+
+def test_blocks_are_found_in_order_with_skips(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(
+        "\n".join(
+            [
+                "```python",
+                "a = 1",
+                "```",
+                "<!-- skip: next -->",
+                "",
+                "```python",
+                "raise SystemExit",
+                "```",
+                "```python skip",
+                "raise SystemExit",
+                "```",
+                "```text",
+                "raise SystemExit",
+                "```",
+                "```python",
+                "b = a + 1",
+                "```",
+                "```python",
+                ">>> print(b * 10)",
+                "20",
+                "```",
+            ]
+        )
+        + "\n",
+        "utf-8",
     )
-    blocks = code_blocks(sample)
-    assert [(b.language, b.line, b.skipped) for b in blocks] == [
-        ("python", 2, False),
-        ("python", 7, True),
-        ("python", 10, True),
-        ("bash", 13, False),
-        ("python", 16, False),
-    ]
-    assert blocks[-1].code == "b = a + 1\n"
+    document = parse(page)
+    kinds = ["skip" if _is_skip(e.region.evaluator) else type(e.region.evaluator).__name__ for e in document]
+    assert kinds == ["PythonEvaluator", "skip", "PythonEvaluator", "PythonEvaluator", "DocTestEvaluator"]
+    lines = [example.line for example in document]
+    assert lines == [1, 4, 6, 15, 19]
+    _evaluate(document)
+    assert document.namespace["b"] == 2
 
 
-@pytest.mark.parametrize("path", DOC_FILES, ids=lambda path: path.relative_to(ROOT).as_posix())
+def test_printed_output_is_checked(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text("```python\n>>> print(1 + 1)\n3\n```\n", "utf-8")
+    with pytest.raises(AssertionError, match="Expected"):
+        _evaluate(parse(page))
+
+
+def test_a_failing_block_names_its_line_in_the_page(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text("Text.\n\n```python\nx = 1\nassert x == 2\n```\n", "utf-8")
+    with pytest.raises(AssertionError) as failure:
+        _evaluate(parse(page))
+    assert any(entry.path == page and entry.lineno + 1 == 5 for entry in failure.traceback)
+
+
+def _evaluate(document: Document) -> None:
+    """Run every example of ``document`` in order; a skipped block is passed over."""
+    for example in document:
+        try:
+            example.evaluate()
+        except unittest.SkipTest:
+            continue
+
+
+@pytest.mark.parametrize("path", [p for p in DOC_FILES if GENERATED not in p.parents], ids=_ids)
 def test_every_doc_file_has_python_blocks(path: Path) -> None:
     assert path.exists(), f"{path} is missing"
-    assert python_blocks(path), f"{path.name} has no ```python block that runs"
+    assert runs_code(path), f"{path.name} has no ```python block that runs"
 
 
-@pytest.mark.parametrize("path", DOC_FILES, ids=lambda path: path.relative_to(ROOT).as_posix())
+@pytest.mark.parametrize("path", DOC_FILES, ids=_ids)
 def test_doc_code_blocks_run(path: Path, server: RedisProcess, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("REDIS_URL", server.url)
     monkeypatch.setenv("REDIS_PREFIX", f"doc{uuid.uuid4().hex[:10]}:")
@@ -121,12 +144,10 @@ def test_doc_code_blocks_run(path: Path, server: RedisProcess, monkeypatch: pyte
     monkeypatch.setenv("REDIS_MEMORY_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("REDIS_MEMORY_SERVER", str(tmp_path / "no-embedded-server-in-doc-tests"))
     monkeypatch.chdir(tmp_path)
+    document = parse(path)
     # The blocks run in a module registered in sys.modules, as a user's script runs in __main__:
     # an Enum or pydantic model a block defines is found again when it is read back.
     module = types.ModuleType("__docs__")
     monkeypatch.setitem(sys.modules, module.__name__, module)
-    namespace = module.__dict__
-    for block in python_blocks(path):
-        # Padding with blank lines makes tracebacks point at the block's lines in the .md file.
-        code = compile("\n" * (block.line - 1) + block.code, str(path), "exec")
-        exec(code, namespace)
+    document.namespace = module.__dict__
+    _evaluate(document)
