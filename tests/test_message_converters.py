@@ -319,3 +319,23 @@ def test_chunks_from_streaming_convert_as_their_messages() -> None:
     joined = AIMessageChunk(content="Hel") + AIMessageChunk(content="lo")
     assert to_dict(joined) == {"role": "assistant", "content": "Hello"}
     assert to_dict(HumanMessageChunk(content="Hi")) == {"role": "user", "content": "Hi"}
+
+
+def test_langchain_standard_content_blocks_become_openai_parts() -> None:
+    message = HumanMessage(
+        content=[
+            "Compare",
+            {"type": "image", "url": "https://example.com/a.png"},
+            {"type": "image", "base64": "iVBORw0KGgo=", "mime_type": "image/png"},
+        ]
+    )
+    assert to_dict(message) == {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": "Compare"},
+            {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+        ],
+    }
+    openai_parts = {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "d:", "detail": "low"}}]}
+    assert to_dict(to_langchain(openai_parts)) == openai_parts  # OpenAI parts are kept exactly

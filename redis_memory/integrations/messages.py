@@ -18,7 +18,8 @@ LangChain's conventions are kept, as ``langchain-openai`` does: ``AIMessage.tool
 parsed calls (``args`` a dict) and the calls as the provider wrote them stay in
 ``additional_kwargs["tool_calls"]``, so the argument texts come back byte for byte; arguments
 that are not a JSON object become ``invalid_tool_calls``; a ``developer`` message is a
-``SystemMessage`` marked ``additional_kwargs["__openai_role__"]``; any other key of a dict
+``SystemMessage`` marked ``additional_kwargs["__openai_role__"]``; LangChain's standard
+content blocks become OpenAI content parts (langchain-core's converter); any other key of a dict
 (``timestamp``, ``refusal``, ``function_call``...) goes to ``additional_kwargs`` and back. The
 LangChain message ``id``, ``response_metadata``, ``usage_metadata`` and a ``ToolMessage``'s
 ``status`` and ``artifact`` have no place in an OpenAI message and are not kept. An assistant
@@ -45,6 +46,7 @@ _OPENAI_KEYS = ("role", "content", "name", "tool_calls", "tool_call_id", "functi
 # What a dict's keys become in LangChain's own fields; every other key goes to additional_kwargs.
 _FIELDS = frozenset({"role", "content", "name", "tool_calls", "tool_call_id"})
 _DEVELOPER = "__openai_role__"
+_OPENAI_PARTS = frozenset({"text", "image_url", "input_audio", "file", "refusal"})  # content part types
 
 
 def _plain(value: Any) -> Any:
@@ -163,7 +165,7 @@ def _from_langchain(message: BaseMessage) -> dict[str, Any]:
         role = "developer"
     elif not role:
         raise InvalidValueError(f"a LangChain {type(message).__name__} ({message.type!r}) has no OpenAI form")
-    data: dict[str, Any] = {"role": role, "content": _lc_content(message.content)}
+    data: dict[str, Any] = {"role": role, "content": _lc_content(message)}
     if message.name is not None:
         data["name"] = message.name
     raw_calls = extra.pop("tool_calls", None)
@@ -183,10 +185,22 @@ def _from_langchain(message: BaseMessage) -> dict[str, Any]:
     return data
 
 
-def _lc_content(content: Any) -> Any:
+def _lc_content(message: BaseMessage) -> Any:
+    """A LangChain message's content as OpenAI takes it: a text, or content parts; LangChain's
+    standard blocks (``{"type": "image", "url": ...}``...) made OpenAI parts by langchain-core."""
+    content = message.content
     if isinstance(content, str):
         return content
-    return [{"type": "text", "text": part} if isinstance(part, str) else _plain(part) for part in content]
+    parts = [{"type": "text", "text": part} if isinstance(part, str) else _plain(part) for part in content]
+    if all(isinstance(part, dict) and part.get("type") in _OPENAI_PARTS for part in parts):
+        return parts
+    from langchain_core.messages import convert_to_openai_messages
+
+    try:
+        converted = convert_to_openai_messages(message, text_format="block")
+    except (ValueError, TypeError, KeyError) as exc:
+        raise InvalidValueError(f"a LangChain {type(message).__name__}'s content has no OpenAI form: {exc}") from exc
+    return _plain(converted["content"])
 
 
 def _tool_calls(message: Any, raw: Any) -> list[dict[str, Any]]:
