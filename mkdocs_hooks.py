@@ -8,6 +8,12 @@ the page ``overview.md``, generated from it at build time, so it is written once
 - in the pages of ``docs/``, links to ``../README.md`` point at ``overview.md``.
 
 ``mkdocs build --strict`` then checks every one of those links and anchors.
+
+The API reference pages of the two packages other engineers grow module by module,
+``redis_memory.migrations`` and ``redis_memory.integrations``, are generated too: one
+mkdocstrings block per public module found in the package's directory, so a module appears
+in the reference as soon as it exists (and a docstring mkdocstrings cannot render fails the
+build).
 """
 
 from __future__ import annotations
@@ -38,9 +44,34 @@ def readme_as_page() -> str:
     return _LINK.sub(_readme_link, (ROOT / "README.md").read_text("utf-8"))
 
 
+GENERATED_REFERENCE = {
+    "reference/migrations.md": (
+        "redis_memory.migrations",
+        "Migrations",
+        "Moving stored data from one shape to another; the `redis-memory` command line runs them.",
+    ),
+    "reference/integrations.md": (
+        "redis_memory.integrations",
+        "Integrations",
+        "Each integration needs its extra (`[langgraph]`, `[langchain]`); the library itself imports none of them.",
+    ),
+}
+
+
+def reference_page(package: str, title: str, intro: str) -> str:
+    """A reference page: the package's docstring, then each public module of it, by name."""
+    directory = ROOT.joinpath(*package.split("."))
+    modules = sorted(p.stem for p in directory.glob("*.py") if not p.stem.startswith("_"))
+    blocks = [f"::: {package}\n    options:\n      show_submodules: false"]
+    blocks += [f"::: {package}.{module}" for module in modules]
+    return f"# {title}\n\n{intro}\n\n" + "\n\n".join(blocks) + "\n"
+
+
 def on_files(files: Files, config: Any) -> Files:
-    """Add the README to the site as ``overview.md``."""
+    """Add the README to the site as ``overview.md``, and the generated reference pages."""
     files.append(File.generated(config, OVERVIEW, content=readme_as_page()))
+    for path, (package, title, intro) in GENERATED_REFERENCE.items():
+        files.append(File.generated(config, path, content=reference_page(package, title, intro)))
     return files
 
 

@@ -30,6 +30,8 @@ PAGES = [
     "benchmark-append.png",
     "reference/memory/index.html",
     "reference/errors/index.html",
+    "reference/migrations/index.html",
+    "reference/integrations/index.html",
     "search/search_index.json",
 ]
 
@@ -70,6 +72,15 @@ def test_the_api_reference_is_rendered_from_docstrings(site: tuple[Path, subproc
     assert 'id="redis_memory.ConversationMemory"' in html
     # A docstring of the package, as written in redis_memory/memory.py.
     assert "compare_and_set" in html
+
+
+def test_the_generated_reference_pages_list_the_package_modules(
+    site: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    out, _ = site
+    html = (out / "reference/integrations/index.html").read_text("utf-8")
+    for module in sorted((ROOT / "redis_memory/integrations").glob("[!_]*.py")):
+        assert f'id="redis_memory.integrations.{module.stem}"' in html, module.name
 
 
 def test_the_readme_is_a_page_with_its_links_rewritten(site: tuple[Path, subprocess.CompletedProcess[str]]) -> None:
