@@ -9,6 +9,10 @@ the page ``overview.md``, generated from it at build time, so it is written once
 
 ``mkdocs build --strict`` then checks every one of those links and anchors.
 
+The package's docstrings are written for Sphinx-style readers (``:class:`~redis_memory.X```);
+in the rendered reference a role's name is dropped and the target shown as code (its last
+dotted part when it starts with ``~``), as Sphinx would show it.
+
 The API reference pages of the two packages other engineers grow module by module,
 ``redis_memory.migrations`` and ``redis_memory.integrations``, are generated too: one
 mkdocstrings block per public module found in the package's directory, so a module appears
@@ -27,6 +31,7 @@ from mkdocs.structure.files import File, Files
 ROOT = Path(__file__).resolve().parent
 OVERVIEW = "overview.md"
 
+_ROLE = re.compile(r":(?:class|meth|func|mod|attr|data|exc|obj):<code>(?P<tilde>~?)(?P<target>[^<]+)</code>")
 _LINK = re.compile(r"\[(?P<text>[^\]]*)\]\((?P<target>[^)\s]+)\)")
 
 
@@ -78,3 +83,13 @@ def on_files(files: Files, config: Any) -> Files:
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Files) -> str:
     """Point the pages' links to the README at its page on the site."""
     return markdown.replace("](../README.md", f"]({OVERVIEW}")
+
+
+def _role(match: re.Match[str]) -> str:
+    target = match["target"]
+    return f"<code>{target.rsplit('.', 1)[-1] if match['tilde'] else target}</code>"
+
+
+def on_page_content(html: str, page: Any, config: Any, files: Files) -> str:
+    """Show Sphinx roles of the docstrings (``:class:`~a.B```) as Sphinx does: ``B`` as code."""
+    return _ROLE.sub(_role, html)

@@ -72,6 +72,9 @@ def test_the_api_reference_is_rendered_from_docstrings(site: tuple[Path, subproc
     assert 'id="redis_memory.ConversationMemory"' in html
     # A docstring of the package, as written in redis_memory/memory.py.
     assert "compare_and_set" in html
+    # Sphinx roles of the docstrings are shown as Sphinx shows them, never as ":class:".
+    assert "<code>ReplicationError</code>" in html
+    assert ":class:" not in html
 
 
 def test_the_generated_reference_pages_list_the_package_modules(
