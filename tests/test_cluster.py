@@ -7,6 +7,7 @@ concurrent writers there, through ``client=RedisCluster``, ``cluster=True`` and
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import subprocess
 import sys
@@ -372,3 +373,24 @@ def test_the_asyncio_api_on_a_cluster(cluster: ClusterProcesses, prefix: str) ->
         "stage": "both",
     }
     assert open_memory(cluster, "async-1", prefix).messages[0] == {"n": 0, "seen": True}
+
+
+def test_tasks_opening_the_asyncio_cluster_together_share_one_client(cluster: ClusterProcesses, prefix: str) -> None:
+    """Several tasks making the first operation of an asyncio cluster backend at once: one
+    cluster client is kept and the others are closed (none left for the garbage collector)."""
+    url = f"{cluster.url}?client_name=race{prefix.rstrip(':')}"  # a backend of this test's own
+
+    async def main() -> None:
+        try:
+            await asyncio.gather(
+                *(aio.ConversationMemory(f"r{n}", url=url, cluster=True, prefix=prefix).set("n", n) for n in range(8))
+            )
+        finally:
+            await aio.aclose()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        asyncio.run(main())
+        gc.collect()
+    reader = ConversationMemory("r7", url=cluster.url, cluster=True, prefix=prefix)
+    assert reader.n == 7

@@ -95,6 +95,11 @@ class AsyncClusterBackend:
                 raise RedisConnectionError(f"cannot reach the Redis Cluster at {self.label}: {exc}") from exc
             except redis.exceptions.RedisClusterException as exc:
                 raise ServerError(f"not a usable Redis Cluster at {self.label}: {exc}") from exc
+            raced = self._clusters.get(loop)  # another task of this loop made one meanwhile: keep that one
+            if raced is not None:
+                if raced is not cluster:  # (a client the caller passed in is the same one)
+                    await cluster.aclose()
+                return raced
             self._clusters[loop] = cluster
         return cluster
 
