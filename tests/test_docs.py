@@ -11,7 +11,10 @@ Blocks are found and run by sybil (its Markdown parsers), not by a parser of our
   output it must print (sybil's doctest checker; ``...`` is an ellipsis). Blocks that only
   assert keep plain code; a block that shows output uses this form instead of comments.
 - ``<!-- skip: next -->`` on the line before a block leaves it out (sybil's skip directive;
-  ``<!-- skip: next "why" -->`` records a reason). Keep those rare (another machine, a shell
+  ``<!-- skip: next "why" -->`` records a reason; each ``>>>`` of a doctest block is an example
+  of its own, so such a block is left out between ``<!-- skip: start -->`` and
+  ``<!-- skip: end -->``; the earlier marker ``<!-- no-test -->`` still means
+  ``<!-- skip: next -->``). Keep those rare (another machine, a shell
   session), and say why nearby. A fence with more words than ``python`` (```python skip) is
   not a Python block for sybil and is not run either.
 
@@ -25,14 +28,17 @@ is collected twice and pytest's own collection of .md files stays off.
 from __future__ import annotations
 
 import doctest
+import re
 import sys
 import types
 import unittest
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sybil import Document, Sybil
+from sybil import Document, Region, Sybil
+from sybil.evaluators.skip import Skipper
 from sybil.parsers.markdown import PythonCodeBlockParser, SkipParser
 
 from tests.servers import RedisProcess
@@ -43,7 +49,20 @@ DOC_FILES = [ROOT / "README.md", *sorted(DOCS.rglob("*.md"))]
 # API reference pages are generated from docstrings (mkdocstrings) and hold no code of their own.
 GENERATED = DOCS / "reference"
 
-SYBIL = Sybil(parsers=[PythonCodeBlockParser(doctest_optionflags=doctest.ELLIPSIS), SkipParser()], path=str(ROOT))
+_SKIP = SkipParser()
+_NO_TEST = re.compile(r"^<!-- no-test -->[ \t]*$", re.MULTILINE)
+
+
+def no_test_parser(document: Document) -> Iterator[Region]:
+    """The earlier marker ``<!-- no-test -->``, read as ``<!-- skip: next -->`` (same skipper)."""
+    for match in _NO_TEST.finditer(document.text):
+        yield Region(match.start(), match.end(), ("next", None), _SKIP.skipper)
+
+
+SYBIL = Sybil(
+    parsers=[PythonCodeBlockParser(doctest_optionflags=doctest.ELLIPSIS), _SKIP, no_test_parser],
+    path=str(ROOT),
+)
 
 
 def parse(path: Path) -> Document:
@@ -52,12 +71,21 @@ def parse(path: Path) -> Document:
 
 
 def runs_code(path: Path) -> bool:
-    """Whether ``path`` has at least one Python block (code or doctest) that is evaluated."""
-    return any(not _is_skip(example.region.evaluator) for example in parse(path))
+    """Whether ``path`` has at least one Python block (code or doctest) no skip directive covers."""
+    skipping, skip_one = False, False
+    for example in parse(path):
+        if _is_skip(example.region.evaluator):
+            action = example.parsed[0]
+            skipping, skip_one = action == "start", action == "next"
+        elif skip_one:
+            skip_one = False
+        elif not skipping:
+            return True
+    return False
 
 
 def _is_skip(evaluator: object) -> bool:
-    return type(getattr(evaluator, "__self__", evaluator)).__name__ == "Skipper"
+    return isinstance(evaluator, Skipper)
 
 
 def _ids(path: Path) -> str:
@@ -102,6 +130,18 @@ def test_blocks_are_found_in_order_with_skips(tmp_path: Path) -> None:
     assert lines == [1, 4, 6, 15, 19]
     _evaluate(document)
     assert document.namespace["b"] == 2
+
+
+def test_a_skip_with_a_reason_leaves_the_block_out(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(
+        '<!-- skip: next "needs a GPU" -->\n\n```python\nraise SystemExit\n```\n'
+        "<!-- no-test -->\n```python\nraise SystemExit\n```\n",
+        "utf-8",
+    )
+    document = parse(page)
+    assert not runs_code(page)
+    _evaluate(document)
 
 
 def test_printed_output_is_checked(tmp_path: Path) -> None:
