@@ -126,7 +126,7 @@ def check_all(server: RedisProcess, prefix: str, count: int) -> None:
 def test_ten_thousand_conversations_killed_resumed_and_run_again(
     original_python: Path, server: RedisProcess, prefix: str, raw: redis.Redis, tmp_path: Path
 ) -> None:
-    count = 10_000 if server.modules else 2_000  # 10,000 on the modules server, fewer without
+    count = 10_000
     write_original(original_python, server, prefix, count)
     legacy_keys = count * 5 + len(PLAIN)
     assert len(list(raw.scan_iter(match=f"{prefix}*", count=1000))) == legacy_keys
