@@ -30,6 +30,7 @@ from redis_memory.memory import MISSING, ConversationMemory, Memory, Transaction
 from redis_memory.proxies.document import RedisDict, RedisDocList
 from redis_memory.proxies.list import RedisList, UnreadList
 from redis_memory.proxies.set import RedisSet
+from redis_memory.schema import Indexed
 from redis_memory.search.messages import MessageMatch
 
 # The original package's names for a stored list and dict (``redis-memory`` 0.4.3, ``synced-memory``):
@@ -49,6 +50,7 @@ __all__ = [
     "EmbeddedServerError",
     "FrozenDict",
     "FrozenList",
+    "Indexed",
     "InvalidNameError",
     "InvalidValueError",
     "JournalError",

@@ -9,11 +9,12 @@ how each is meant to be indexed.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pydantic
 
 from redis_memory.memory import ConversationMemory
+from redis_memory.schema import Indexed
 
 
 class Message(pydantic.BaseModel):
@@ -33,23 +34,25 @@ class Conversation(ConversationMemory):
     """A conversation with declared, validated attributes (see :mod:`redis_memory.schema`).
 
     Messages are validated as :class:`Message` and stored as their JSON form (only the keys
-    given), so ``mem.messages`` still reads back as plain dicts for the LLM clients.
+    given), so ``mem.messages`` still reads back as plain dicts for the LLM clients. The
+    :class:`~redis_memory.schema.Indexed` attributes are the default conversation index
+    (``schemas/conversation.json`` declares the same; ``tests/test_schema.py`` checks it).
     """
 
     messages: list[Message]
-    user_name: str
+    user_name: Annotated[str, Indexed()]
     user_profile: dict[str, Any]
     context: dict[str, Any]
-    state: str
-    current_topic: str
-    summary: str
+    state: Annotated[str, Indexed()]
+    current_topic: Annotated[str, Indexed()]
+    summary: Annotated[str, Indexed(full_text_search=True)]
     intent_history: list[str]
-    detected_intent: str
-    confidence: float
-    assigned_specialist: str
-    resolution_status: str
-    created_at: datetime
-    started_at: datetime
-    last_activity: datetime
-    total_messages: int
-    message_count: int
+    detected_intent: Annotated[str, Indexed()]
+    confidence: Annotated[float, Indexed()]
+    assigned_specialist: Annotated[str, Indexed()]
+    resolution_status: Annotated[str, Indexed()]
+    created_at: Annotated[datetime, Indexed(sortable=True)]
+    started_at: Annotated[datetime, Indexed(sortable=True)]
+    last_activity: Annotated[datetime, Indexed(sortable=True)]
+    total_messages: Annotated[int, Indexed(sortable=True)]
+    message_count: Annotated[int, Indexed()]

@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from redis_memory import Conversation, ConversationMemory, InvalidValueError, Message, schema
+from redis_memory.search.index import conversation_index, spec_for
 from tests.servers import RedisProcess
 
 pytestmark = pytest.mark.on_cluster  # also on a Redis Cluster (tests/conftest.py)
@@ -96,3 +97,14 @@ def test_schemas_conversation_json_matches_the_python_schema() -> None:
     assert set(document["fields"]) == set(schema.declared(Conversation))
     assert set(document["message"]["fields"]) == set(Message.model_fields)
     assert document["class"] == "redis_memory.conversation:Conversation"
+    packaged = json.loads((Path(schema.__file__).parent / "schemas" / "conversation.json").read_text())
+    assert packaged == document  # the shipped copy is the same file
+    # the index: what the JSON declares is what Conversation's Indexed markers derive
+    marked = schema.indexed(Conversation)
+    assert {name: kind for name, (kind, _) in marked.items()} == {
+        name: field["index"] for name, field in document["fields"].items() if "index" in field
+    }
+    assert {name for name, (_, sortable) in marked.items() if sortable} == {
+        name for name, field in document["fields"].items() if field.get("sortable")
+    }
+    assert spec_for(Conversation) == conversation_index()

@@ -14,7 +14,7 @@ from redis_memory.errors import InvalidNameError
 from redis_memory.keys import KeySpace, parse_hash_key
 from redis_memory.search import messages
 from redis_memory.search.filters import check_tag_values, parse
-from redis_memory.search.index import conversation_index, object_keys, raw_search, search
+from redis_memory.search.index import object_keys, raw_search, search, spec_for
 from redis_memory.search.messages import MessageMatch
 
 M = TypeVar("M")
@@ -41,7 +41,7 @@ def find(
     if type(offset) is not int or offset < 0:
         raise ValueError(f"offset must be an int >= 0, not {offset!r}")
     backend, resolved = _connection(url, client, prefix)
-    spec = conversation_index()
+    spec = spec_for(cls)
     parsed = parse(filters, spec.fields)
     check_tag_values(parsed)
     nodes = _nodes(backend)
@@ -112,14 +112,15 @@ def find_raw(
 ) -> list[M]:
     """The memories a hand-written RediSearch query finds (see ``search.index.raw_search``)."""
     backend, resolved = _connection(url, client, prefix)
+    spec = spec_for(cls)
     nodes = _nodes(backend)
     if len(nodes) == 1:
-        _, found_ids = raw_search(nodes[0], resolved, query, params, offset=offset, limit=limit)
+        _, found_ids = raw_search(nodes[0], resolved, query, params, offset=offset, limit=limit, spec=spec)
     else:  # each primary's first offset + limit, in the order of the primaries (no sort is asked)
         found_ids = [
             found
             for node in nodes
-            for found in raw_search(node, resolved, query, params, offset=0, limit=offset + limit)[1]
+            for found in raw_search(node, resolved, query, params, offset=0, limit=offset + limit, spec=spec)[1]
         ][offset : offset + limit]
     options: dict[str, Any] = {"prefix": resolved}
     options.update({"client": client} if client is not None else {"url": url})
@@ -163,10 +164,11 @@ def cleanup(
     client: redis.Redis | None,
     prefix: str | None,
 ) -> list[str]:
-    """Delete every conversation whose ``field`` (a datetime) is older than ``older_than``."""
+    """Delete every conversation whose ``field`` (a datetime ``cls`` indexes) is older than
+    ``older_than``."""
     if not isinstance(older_than, timedelta):
         raise TypeError(f"older_than must be a timedelta, not {type(older_than).__name__}")
-    if conversation_index().fields.get(field) != "NUMERIC":
+    if spec_for(cls).fields.get(field) != "NUMERIC":
         raise InvalidNameError(f"{field!r} is not an indexed datetime field")
     cutoff = datetime.now(UTC) - older_than
     _, found = find(

@@ -3,8 +3,12 @@ or, on a server without RediSearch, replaced by a SCAN over the objects' hashes.
 
 The index covers every object hash under a prefix (``FT.CREATE ... ON HASH PREFIX 1
 <prefix>{``): scalar attributes are hash fields stored index-friendly, so no copy is kept.
-Its name carries a digest of its definition (``<prefix>idx:conversation:<digest>``), so a
-changed schema gets a new index instead of a wrong one. TEXT fields are indexed without
+Its name carries a digest of its definition (``<prefix>idx:<label>:<digest>``), so a
+changed schema gets a new index instead of a wrong one; queries go through an alias per
+label (``<prefix>idx:<label>``, FT.ALIASADD) while it points at their spec's index, which is
+how ``redis_memory.migrations.indexes.swap_index`` changes an index without downtime. A
+class's spec comes from its declared, :class:`~redis_memory.schema.Indexed` attributes
+(:func:`spec_for`), else from ``schemas/conversation.json``. TEXT fields are indexed without
 stemming and without stop words, so a word matches exactly that word in any case, the same
 rule the fallback applies. A hash whose NUMERIC field does not hold a number is not indexed
 by RediSearch, and the fallback skips it too.
@@ -16,6 +20,7 @@ import functools
 import hashlib
 import json
 import logging
+import re
 import time
 import warnings
 import weakref
@@ -24,6 +29,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from redis_memory import schema
 from redis_memory.backend import Backend
 from redis_memory.core.requests import Command
 from redis_memory.errors import ServerError
@@ -39,7 +45,9 @@ _warned: set[str] = set()
 # What this module learned about each server (per backend): whether it has RediSearch, and
 # the indexes known to exist there.
 _HAS_SEARCH: weakref.WeakKeyDictionary[Backend, bool] = weakref.WeakKeyDictionary()
-_INDEXES: weakref.WeakKeyDictionary[Backend, set[str]] = weakref.WeakKeyDictionary()
+# index name -> the name queries use (its alias when the alias points at it)
+_INDEXES: weakref.WeakKeyDictionary[Backend, dict[str, str]] = weakref.WeakKeyDictionary()
+_LABEL = re.compile(r"[^a-z0-9_]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +79,11 @@ class IndexSpec:
     def name(self, prefix: str) -> str:
         """The index's name under ``prefix``: a digest of its definition is part of it."""
         digest = hashlib.sha1(json.dumps(self.create_args("", prefix)).encode()).hexdigest()[:10]
-        return f"{prefix}idx:{self.label}:{digest}"
+        return f"{self.alias(prefix)}:{digest}"
+
+    def alias(self, prefix: str) -> str:
+        """The alias queries use under ``prefix``: one per label, whatever the definition."""
+        return f"{prefix}idx:{self.label}"
 
 
 @functools.cache
@@ -89,6 +101,34 @@ def conversation_index() -> IndexSpec:
     indexed = {name: field["index"] for name, field in fields.items() if "index" in field}
     sortable = frozenset(name for name, field in fields.items() if field.get("sortable"))
     return IndexSpec(indexed, sortable)
+
+
+_SPECS: dict[type, IndexSpec] = {}
+
+
+def spec_for(cls: type) -> IndexSpec:
+    """The index ``find`` / ``count`` / ``cleanup`` of ``cls`` use (cached per class): the
+    attributes it declares :class:`~redis_memory.schema.Indexed`, labelled with its lowercased
+    class name; the default conversation index when it marks none, or the same fields."""
+    found = _SPECS.get(cls)
+    if found is None:
+        found = _SPECS[cls] = _derived(cls)
+    return found
+
+
+def _derived(cls: type) -> IndexSpec:
+    try:
+        marked = schema.indexed(cls)
+    except NameError:  # an annotation names a class not defined yet (not cached: asked again)
+        return conversation_index()
+    default = conversation_index()
+    if not marked:
+        return default
+    fields = {name: kind for name, (kind, _) in marked.items()}
+    sortable = frozenset(name for name, (_, can_sort) in marked.items() if can_sort)
+    if fields == default.fields and sortable == default.sortable:
+        return default
+    return IndexSpec(fields, sortable, label=_LABEL.sub("_", cls.__name__.lower()) or "memory")
 
 
 def search_module(backend: Backend) -> bool:
@@ -109,37 +149,117 @@ def search_module(backend: Backend) -> bool:
 
 
 def ensure_index(backend: Backend, spec: IndexSpec, prefix: str) -> str:
-    """The name of ``spec``'s index under ``prefix``, created first if it does not exist
-    (then, once its background indexing of existing hashes is done). On a Redis Cluster
-    primary, the name carries a hash tag of a slot that primary holds (``index_tag``), so the
-    index is made, and queried, there: each primary indexes its own objects."""
-    name = spec.name(prefix) + getattr(backend, "index_tag", "")
-    created = _INDEXES.setdefault(backend, set())
-    if name in created:
-        return name
-    try:
-        backend.execute("FT.INFO", name)
-    except ServerError:
+    """The name to query ``spec``'s index by under ``prefix``, the index created first if it
+    does not exist (then, once its background indexing of existing hashes is done).
+
+    That name is the label's alias when the alias points at this index, or is made to (no
+    alias yet), or when this index does not exist and the aliased version indexes every field
+    of ``spec`` alike (:func:`covers`: a process still running the class as it was before a
+    swap). Else (the alias points at another version, no swap ran) it is the index's own
+    name, so that queries of this spec answer by it while others keep using the alias. On a Redis
+    Cluster primary, the names carry a hash tag of a slot that primary holds (``index_tag``),
+    so the index is made, and queried, there: each primary indexes its own objects."""
+    tag = getattr(backend, "index_tag", "")
+    name = spec.name(prefix) + tag
+    known = _INDEXES.setdefault(backend, {})
+    target = known.get(name)
+    if target is not None:
+        return target
+    alias = spec.alias(prefix) + tag
+    aliased = alias_target(backend, alias)
+    if aliased not in (None, name) and index_info(backend, name) is None and covers(index_info(backend, alias), spec):
+        known[name] = alias  # swapped to a version that answers this spec's queries too
+        return alias
+    create_index(backend, spec, name)
+    if aliased is None:
         try:
-            backend.execute(*spec.create_args(name, prefix))
+            backend.execute("FT.ALIASADD", alias, name)
+            aliased = name
+        except ServerError:  # another process added it first
+            aliased = alias_target(backend, alias)
+    target = known[name] = alias if aliased == name else name
+    return target
+
+
+def create_index(backend: Backend, spec: IndexSpec, name: str) -> bool:
+    """Create ``spec``'s index as ``name`` unless it exists, then wait until its background
+    indexing is done; True when this call created it."""
+    created = False
+    if index_info(backend, name) is None:
+        try:
+            backend.execute(*spec.create_args(name, _prefix_of(spec, name)))
+            created = True
             logger.info("created RediSearch index %s", name)
         except ServerError as exc:
             if "already exists" not in str(exc).lower():
                 raise
     _wait_until_indexed(backend, name)
-    created.add(name)
-    return name
+    return created
+
+
+def _prefix_of(spec: IndexSpec, name: str) -> str:
+    """The key prefix an index name was made for (``<prefix>idx:<label>:<digest>[tag]``)."""
+    return name[: name.rindex("idx:" + spec.label + ":")]
+
+
+def index_info(backend: Backend, name: str) -> dict[str, Any] | None:
+    """FT.INFO of an index or alias as a dict with text keys, None when there is none."""
+    try:
+        info = backend.execute("FT.INFO", name)
+    except ServerError:
+        return None
+    if isinstance(info, list):
+        info = dict(zip(info[::2], info[1::2], strict=False))
+    return {_decoded(key) or "": value for key, value in info.items()}
+
+
+def alias_target(backend: Backend, alias: str) -> str | None:
+    """The name of the index ``alias`` points at (FT.INFO), None when there is no such alias."""
+    info = index_info(backend, alias)
+    if info is None:
+        return None
+    found = _decoded(info.get("index_name"))
+    return found if found != alias else None
+
+
+def covers(info: dict[str, Any] | None, spec: IndexSpec) -> bool:
+    """True when the index ``info`` (FT.INFO) indexes every field of ``spec`` with its type,
+    and as sortable where ``spec`` sorts (RESP2 or RESP3 attribute lists)."""
+    if info is None:
+        return False
+    have: dict[str, tuple[str, bool]] = {}
+    for attribute in info.get("attributes") or []:
+        if isinstance(attribute, dict):
+            entry = {_decoded(key): value for key, value in attribute.items()}
+            flags = [_decoded(flag) for flag in entry.get("flags") or []]
+        else:
+            tokens = [_decoded(token) if isinstance(token, (bytes, str)) else token for token in attribute]
+            entry = dict(zip(tokens[::2], tokens[1::2], strict=False))
+            flags = tokens
+        have[_decoded(entry.get("identifier")) or ""] = (_decoded(entry.get("type")) or "", "SORTABLE" in flags)
+    for field, kind in spec.fields.items():
+        found = have.get(field)
+        if found is None or found[0] != kind or (field in spec.sortable and not found[1]):
+            return False
+    return True
+
+
+def forget_indexes(backend: Backend) -> None:
+    """Forget what this process knows of ``backend``'s indexes (after one was dropped)."""
+    _INDEXES.pop(backend, None)
+
+
+def _unknown_index(exc: ServerError) -> bool:
+    text = str(exc).lower()
+    return "unknown index" in text or "no such index" in text or "not found" in text
 
 
 def _wait_until_indexed(backend: Backend, name: str, timeout: float = 60.0) -> None:
     """A new index over existing data is built in the background: wait until it is done."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        info = backend.execute("FT.INFO", name)
-        if isinstance(info, list):
-            info = dict(zip(info[::2], info[1::2], strict=False))
-        indexing = info.get(b"indexing", info.get("indexing", 0))
-        if not int(indexing):
+        info = index_info(backend, name) or {}
+        if not int(info.get("indexing", 0)):
             return
         time.sleep(0.02)
 
@@ -213,7 +333,27 @@ def search(
     spec: IndexSpec | None = None,
 ) -> tuple[int, list[str]]:
     """``(number of matches, ids of this page)``: FT.SEARCH when RediSearch is loaded, else a
-    SCAN of every object hash under ``prefix`` (with a warning, once per server)."""
+    SCAN of every object hash under ``prefix`` (with a warning, once per server). An index
+    dropped since this process last used it (a swap) is looked up again, once."""
+    try:
+        return _search(backend, prefix, filters, sort_by=sort_by, offset=offset, limit=limit, spec=spec)
+    except ServerError as exc:
+        if not _unknown_index(exc):
+            raise
+        forget_indexes(backend)
+        return _search(backend, prefix, filters, sort_by=sort_by, offset=offset, limit=limit, spec=spec)
+
+
+def _search(
+    backend: Backend,
+    prefix: str,
+    filters: list[Filter],
+    *,
+    sort_by: str | None,
+    offset: int,
+    limit: int | None,
+    spec: IndexSpec | None,
+) -> tuple[int, list[str]]:
     spec = spec or conversation_index()
     descending = bool(sort_by and sort_by.startswith("-"))
     sort_field = sort_by.lstrip("-") if sort_by else None
