@@ -18,6 +18,7 @@ also derives from the builtin exception a caller would naturally catch::
     ├── TransactionError            (RuntimeError)    a change that cannot be queued in a transaction
     ├── EmbeddedServerError         (RuntimeError)    the embedded redis-server cannot start
     ├── LayoutError                 (RuntimeError)    the data is in a layout this version does not know
+    ├── ObjectExistsError           (RuntimeError)    an import would replace stored objects; nothing written
     ├── RedisConnectionError        (ConnectionError) Redis cannot be reached
     ├── AccessDeniedError           (PermissionError) credentials or TLS certificate refused
     ├── JournalError                                  Redis unreachable and the journal unwritable
@@ -94,6 +95,11 @@ class EmbeddedServerError(RedisMemoryError, RuntimeError):
 class LayoutError(RedisMemoryError, RuntimeError):
     """The data under a prefix is in a storage layout newer than this version of the library
     knows (its ``<prefix>__meta__`` record says so): nothing was written."""
+
+
+class ObjectExistsError(RedisMemoryError, RuntimeError):
+    """An import would replace objects already stored (and ``overwrite`` was not given):
+    nothing was written."""
 
 
 class RedisConnectionError(RedisMemoryError, ConnectionError):
