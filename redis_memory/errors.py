@@ -18,6 +18,7 @@ also derives from the builtin exception a caller would naturally catch::
     ├── TransactionError            (RuntimeError)    a change that cannot be queued in a transaction
     ├── EmbeddedServerError         (RuntimeError)    the embedded redis-server cannot start
     ├── LayoutError                 (RuntimeError)    the data is in a layout this version does not know
+    ├── MigrationError              (RuntimeError)    a migration cannot run on this server
     ├── ObjectExistsError           (RuntimeError)    an import would replace stored objects; nothing written
     ├── RedisConnectionError        (ConnectionError) Redis cannot be reached
     ├── AccessDeniedError           (PermissionError) credentials or TLS certificate refused
@@ -100,6 +101,11 @@ class LayoutError(RedisMemoryError, RuntimeError):
 class ObjectExistsError(RedisMemoryError, RuntimeError):
     """An import would replace objects already stored (and ``overwrite`` was not given):
     nothing was written."""
+
+
+class MigrationError(RedisMemoryError, RuntimeError):
+    """A migration cannot run here (e.g. converting documents to RedisJSON on a server without
+    the module); nothing was changed."""
 
 
 class RedisConnectionError(RedisMemoryError, ConnectionError):

@@ -122,6 +122,16 @@ def parse_kind_field(field: str) -> str | None:
     return None
 
 
+def parse_collection_key(key: str, prefix: str) -> tuple[str, str] | None:
+    """Return ``(object id, attribute name)`` of a collection key ``<prefix>{<id>}:<name>``,
+    or None if ``key`` is not one."""
+    hash_key, colon, name = key.partition("}:")
+    object_id = parse_hash_key(hash_key + "}", prefix) if colon else None
+    if object_id is None or not name or any(c in name for c in "{}:"):
+        return None
+    return object_id, decode_part(name)
+
+
 def parse_hash_key(key: str, prefix: str) -> str | None:
     """Return the object id of a hash key ``<prefix>{<id>}``, or None if ``key`` is not one."""
     if not key.startswith(prefix + "{") or not key.endswith("}"):

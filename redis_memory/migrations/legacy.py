@@ -15,8 +15,8 @@ How a run goes (docs/migrating.md, "Importing the originals' data"):
    ``conversation_ids``): then the key is *ambiguous*, reported, and nothing of it migrated.
    Passing the id in ``conversation_ids`` resolves it.
 2. **Write**, objects in sorted order, about ``batch`` keys at a time: one pipelined GET of the
-   batch, one pipelined read of our values (``Memory.fetch``), then per object whose values
-   differ one ``with mem.transaction():`` (one EVALSHA for all its attributes: lists become
+   batch, one pipelined read of our values (``Memory.fetch``), then per object with values
+   not stored here yet one ``with mem.transaction():`` (one EVALSHA for all its attributes: lists become
    our lists, dicts our dicts, scalars hash fields); then the checkpoint records the last
    object written. Replaying a batch writes the same values, so a killed run resumes from
    its last batch.
@@ -24,7 +24,9 @@ How a run goes (docs/migrating.md, "Importing the originals' data"):
 4. With ``delete_legacy=True``, the verified legacy keys (and only those) are deleted, each
    only if it still holds the text that was verified.
 
-A second run finds every value already equal and writes nothing (not even its checkpoint).
+An attribute already stored here with another value (the application changed it since) is
+kept and reported in ``conflicts``, unless ``overwrite=True``. A second run finds every value
+already equal and writes nothing (not even its checkpoint).
 """
 
 from __future__ import annotations
@@ -67,7 +69,9 @@ Found = dict[Target, dict[str, tuple[str, Any, Any]]]  # per object: {name: (key
 class LegacyReport:
     """What :func:`migrate_legacy` did (or, with ``dry_run``, would do).
 
-    ``conversations``: conversations written to; ``memories``: attributes of the plain
+    ``conflicts``: legacy keys whose attribute is already stored here with another value,
+    kept as it is here (``overwrite=True`` replaces it). ``conversations``: conversations
+    written to; ``memories``: attributes of the plain
     ``Memory()`` written; ``attributes``: every attribute value written (both kinds), counting
     an interrupted run's; ``unchanged``: legacy values already identical here; ``skipped``:
     keys not migrated (not the originals' shape, or an attribute name or value this library
@@ -85,6 +89,7 @@ class LegacyReport:
     resumed: bool = False
     verified: bool = False
     ambiguous: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -173,8 +178,9 @@ def _legacy_value(raw_text: str | None) -> tuple[bool, Any]:
 class _Run:
     """Steps 2 to 4 on one server."""
 
-    def __init__(self, raw: Raw, plan: _Plan, dry_run: bool) -> None:
-        self.raw, self.plan, self.dry_run = raw, plan, dry_run
+    def __init__(self, raw: Raw, plan: _Plan, dry_run: bool, overwrite: bool) -> None:
+        self.raw, self.plan, self.dry_run, self.overwrite = raw, plan, dry_run, overwrite
+        self.conflicts: list[str] = []
         self.counts = {"conversations": 0, "memories": 0, "attributes": 0}
         self.unchanged = self.skipped = 0
         self.problems: list[str] = []
@@ -221,8 +227,14 @@ class _Run:
         written = 0
         for target, values in found.items():
             have = current.get(target, {})
-            todo = {name: item[2] for name, item in values.items() if name not in have or not same(have[name], item[2])}
-            self.unchanged += len(values) - len(todo)
+            todo = {name: item[2] for name, item in values.items() if name not in have}
+            for name, (key, _, value) in values.items():
+                if name in have and not same(have[name], value):
+                    if self.overwrite:
+                        todo[name] = value
+                    else:
+                        self.conflicts.append(key)
+            self.unchanged += sum(name in have and same(have[name], item[2]) for name, item in values.items())
             if not todo:
                 continue
             done = len(todo) if self.dry_run else self._assign(target, todo)
@@ -254,12 +266,13 @@ class _Run:
         """Step 3: every migratable legacy value equals ours; returns the (key, text) verified."""
         verified: list[tuple[str, str]] = []
         failed = {problem.split(": not migrated")[0] for problem in self.problems}
+        conflicts = set(self.conflicts)
         for batch in self.plan.batches(size, ""):
             found = self.read(batch, counting=False)
             current = self.ours(found)
             for target, values in found.items():
                 for name, (key, legacy_text, value) in values.items():
-                    if f"{target[1]!r}.{name}" in failed:
+                    if f"{target[1]!r}.{name}" in failed or key in conflicts:
                         continue
                     have = current.get(target, {})
                     if name in have and same(have[name], value):
@@ -283,6 +296,7 @@ def migrate_legacy(
     legacy_prefix: str = "memory:",
     conversation_ids: Iterable[str] | None = None,
     dry_run: bool = False,
+    overwrite: bool = False,
     delete_legacy: bool = False,
     batch: int = 500,
     progress: Progress | None = None,
@@ -294,8 +308,10 @@ def migrate_legacy(
     under ``prefix`` (the module docstring says how; docs/migrating.md shows it).
 
     ``conversation_ids``: conversation ids known to exist, to resolve keys whose id the old
-    layout made ambiguous. ``dry_run``: count what would be written, write nothing.
-    ``delete_legacy``: delete the legacy keys that verified. ``progress(done, total)`` is
+    layout made ambiguous. ``overwrite``: replace an attribute already stored here with another
+    value (by default it is kept, and its legacy key listed in ``conflicts``). ``dry_run``:
+    count what would be written, write nothing. ``delete_legacy``: delete the legacy keys that
+    verified. ``progress(done, total)`` is
     called after each batch (legacy keys handled, of all found). Round trips: one SCAN per
     ``batch`` keys, then per batch one pipelined GET, one or two pipelined reads of ours, one
     EVALSHA per object written and one HSET of the checkpoint; the verification reads it all
@@ -320,7 +336,7 @@ def migrate_legacy(
             plan.place(key, (True, cid), rest[len(cid) + 1 :])
     total = sum(len(found) for found in plan.objects.values())
     checkpoint = Checkpoint(raw, "legacy")
-    run = _Run(raw, plan, dry_run)
+    run = _Run(raw, plan, dry_run, overwrite)
     resumed = checkpoint.resumed and not dry_run
     done = 0
     if resumed:
@@ -350,6 +366,7 @@ def migrate_legacy(
         resumed=resumed,
         verified=not dry_run and not any("reads back" in problem for problem in problems),
         ambiguous=sorted(plan.ambiguous),
+        conflicts=sorted(run.conflicts),
         problems=problems,
     )
 
