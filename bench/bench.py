@@ -71,7 +71,9 @@ nothing (``stats()[url]["journaled"] == 0``). ``--only-journal`` runs just this 
 
 This file is the entry point (``main()``); the cases live beside it, one module per family:
 ``operations`` (append, set / get, full read), ``whole_object`` (transaction, ``to_dict()``),
-``queries`` (find / count), ``offline`` (the journal); ``report`` prints the in-server cases'
+``queries`` (find / count), ``offline`` (the journal), ``migration`` (10,000 conversations
+written by the original 0.4.3 imported by ``migrate_legacy``, objects per second;
+``--only-migration`` / ``--skip-migration``); ``report`` prints the in-server cases'
 table and checks, and ``common`` holds what they share (``measure()``, ``Bench``, ...).
 
 Run: ``make bench`` or ``.venv/bin/python bench/bench.py [--samples N]``. The exit code is 0
@@ -88,6 +90,7 @@ from pathlib import Path
 from typing import Any
 
 import langgraph_savers
+import migration
 import offline
 import on_cluster
 import operations
@@ -154,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-cluster", action="store_true", help="skip the Redis Cluster section")
     parser.add_argument("--only-cluster", action="store_true", help="run only the Redis Cluster section")
     parser.add_argument("--only-original", action="store_true", help="run only the original 0.4.3 section")
+    parser.add_argument("--skip-migration", action="store_true", help="skip the legacy migration section")
+    parser.add_argument("--only-migration", action="store_true", help="run only the legacy migration section")
     parser.add_argument("--langgraph-samples", type=int, default=300, help="samples per side, LangGraph savers")
     parser.add_argument("--skip-langgraph", action="store_true", help="skip the LangGraph checkpointers section")
     parser.add_argument("--only-langgraph", action="store_true", help="run only the LangGraph checkpointers section")
@@ -181,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             if args.only_original:
                 compare_original(Path(directory), args.original_samples)
+                return 0
+            if args.only_migration:
+                sys.stdout.write("\n".join(migration.run(server)) + "\n")
                 return 0
             if args.only_langgraph:
                 sys.stdout.write("\n".join(langgraph_savers.run(server.url, args.langgraph_samples)) + "\n")
@@ -211,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.write("\n".join(lines) + "\n")
             if not args.skip_original:
                 compare_original(Path(directory), args.original_samples)
+            if not args.skip_migration:
+                sys.stdout.write("\n".join(migration.run(server)) + "\n")
             if not args.skip_cluster:
                 sys.stdout.write(
                     "\n".join(on_cluster.run(args.scale_turns, args.scale_appends, args.original_samples)) + "\n"
