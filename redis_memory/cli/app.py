@@ -1,0 +1,72 @@
+"""The ``redis-memory`` application: shared options, the commands, and how an error ends it
+(one line and an exit code that means something; the traceback with ``--debug``)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from typing import Annotated
+
+import click
+import typer
+
+from redis_memory.cli import commands_admin, commands_data
+from redis_memory.cli.output import FAILED, UNREACHABLE, USAGE, Options, error
+from redis_memory.errors import EmbeddedServerError, RedisConnectionError, RedisMemoryError
+
+app = typer.Typer(
+    name="redis-memory",
+    help="Look at and manage redis-memory data: conversations, the embedded server, migrations.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def shared(
+    ctx: typer.Context,
+    url: Annotated[str | None, typer.Option(help="Redis URL (default: $REDIS_URL, else the embedded server).")] = None,
+    prefix: Annotated[str | None, typer.Option(help="Key prefix (default: $REDIS_PREFIX, else memory:).")] = None,
+    json: Annotated[bool, typer.Option("--json", help="Machine-readable output: one JSON document on stdout.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
+) -> None:
+    """The options every command shares; give them before the command."""
+    ctx.obj = Options(url=url, prefix=prefix, json=json, debug=debug)
+
+
+commands_data.register(app)
+commands_admin.register(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code (0 ok, 1 not found / check failed, 2 usage
+    error, 3 Redis unreachable)."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    if not debug:  # the library's warnings (a lost connection...) would add lines to the one-line error
+        logging.getLogger("redis_memory").setLevel(logging.ERROR)
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=args, prog_name="redis-memory", standalone_mode=False)
+    except click.exceptions.Exit as done:
+        return int(done.exit_code)
+    except click.exceptions.Abort:
+        return 0  # Ctrl-C
+    except KeyboardInterrupt:
+        return 0
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code if exc.exit_code else USAGE
+    except Exception as exc:  # every other error: one line, unless --debug
+        if debug:
+            traceback.print_exc()
+        else:
+            error(str(exc) or type(exc).__name__)
+        if isinstance(exc, (RedisConnectionError, ConnectionError)):
+            return UNREACHABLE
+        if isinstance(exc, (RedisMemoryError, EmbeddedServerError, ValueError, OSError)):
+            return FAILED
+        return FAILED
+    return code if isinstance(code, int) else 0
