@@ -243,3 +243,20 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def test_an_attribute_changed_here_since_is_kept_unless_overwrite(
+    server: RedisProcess, prefix: str, raw: redis.Redis
+) -> None:
+    legacy = prefix + "old:"
+    raw.set(f"{legacy}c1:messages", json.dumps({"value": ["old"], "last_modified": 1}))
+    raw.set(f"{legacy}c1:turns", json.dumps({"value": 1, "last_modified": 1}))
+    assert migrate_legacy(legacy_prefix=legacy, prefix=prefix, url=server.url).attributes == 2
+    mem = ConversationMemory("c1", url=server.url, prefix=prefix)
+    mem.messages.append("new")  # the application goes on
+    report = migrate_legacy(legacy_prefix=legacy, prefix=prefix, url=server.url, delete_legacy=True)
+    assert report.conflicts == [f"{legacy}c1:messages"] and report.attributes == 0 and report.verified
+    assert report.deleted == 1 and raw.exists(f"{legacy}c1:messages")  # only the verified key deleted
+    assert mem.messages == ["old", "new"]
+    forced = migrate_legacy(legacy_prefix=legacy, prefix=prefix, url=server.url, overwrite=True)
+    assert forced.attributes == 1 and forced.ok and mem.messages == ["old"]
