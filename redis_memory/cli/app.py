@@ -8,7 +8,6 @@ import sys
 import traceback
 from typing import Annotated
 
-import click
 import typer
 
 from redis_memory.cli import commands_admin, commands_data
@@ -50,15 +49,18 @@ def main(argv: list[str] | None = None) -> int:
     command = typer.main.get_command(app)
     try:
         code = command.main(args=args, prog_name="redis-memory", standalone_mode=False)
-    except click.exceptions.Exit as done:
+    except typer.Exit as done:
         return int(done.exit_code)
-    except click.exceptions.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         return 0  # Ctrl-C
-    except KeyboardInterrupt:
-        return 0
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code if exc.exit_code else USAGE
+    except typer.TyperException as exc:  # a usage error (typer's own click): its message, exit 2
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            error(str(exc))
+        code = getattr(exc, "exit_code", USAGE)
+        return code if isinstance(code, int) and code else USAGE
     except Exception as exc:  # every other error: one line, unless --debug
         if debug:
             traceback.print_exc()

@@ -250,7 +250,7 @@ def cleanup(
         age = duration(older_than)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--older-than") from None
-    removed = ConversationMemory.cleanup(age, field=field, dry_run=dry_run, url=opts.url, prefix=opts.prefix)
+    removed = sorted(ConversationMemory.cleanup(age, field=field, dry_run=dry_run, url=opts.url, prefix=opts.prefix))
     if opts.json:
         emit_json({"dry_run": dry_run, "ids": removed})
         return

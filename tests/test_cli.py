@@ -1,0 +1,190 @@
+"""The ``redis-memory`` command line, run through its real entry point (subprocesses): output
+and exit codes, on both kinds of server."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from redis_memory import ConversationMemory
+from tests.servers import RedisProcess
+
+SCRIPT = str(Path(sys.executable).with_name("redis-memory"))
+
+
+def cli(*args: str, server: RedisProcess | None = None, prefix: str | None = None, env: dict[str, str] | None = None,
+        stdin: str | None = None) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    """Run the console script with --url/--prefix of the test's server."""
+    shared = [*(["--url", server.url] if server else []), *(["--prefix", prefix] if prefix else [])]
+    return subprocess.run(
+        [SCRIPT, *shared, *args], capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})},
+        input=stdin, check=False,
+    )  # fmt: skip
+
+
+def as_json(done: subprocess.CompletedProcess[str]) -> Any:
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def seed(server: RedisProcess, prefix: str) -> None:
+    now = datetime.now(UTC)
+    for number, (state, age) in enumerate([("active", 1), ("closed", 10), ("active", 30)]):
+        mem = ConversationMemory(f"c{number}", url=server.url, prefix=prefix)
+        mem.state = state
+        mem.last_activity = now - timedelta(days=age)
+        mem.total_messages = number + 1
+        mem.messages = [{"role": "user", "content": f"hello {number}"}]
+
+
+def test_ls_show_find_json_and_text(server: RedisProcess, prefix: str) -> None:
+    seed(server, prefix)
+    listing = as_json(cli("--json", "ls", server=server, prefix=prefix))
+    assert listing["total"] == 3
+    assert [row["id"] for row in listing["conversations"]] == ["c0", "c1", "c2"]
+    assert [row["state"] for row in listing["conversations"]] == ["active", "closed", "active"]
+    assert [row["messages"] for row in listing["conversations"]] == [1, 2, 3]
+    page = as_json(cli("--json", "ls", "--limit", "2", "--page", "2", server=server, prefix=prefix))
+    assert [row["id"] for row in page["conversations"]] == ["c2"] and page["offset"] == 2
+    text = cli("ls", server=server, prefix=prefix)
+    assert text.returncode == 0 and "c1" in text.stdout and "closed" in text.stdout
+
+    found = as_json(cli("--json", "find", "state=active", "last_activity__lt=7d", server=server, prefix=prefix))
+    assert [row["id"] for row in found["conversations"]] == ["c2"] and found["total"] == 1
+    found = as_json(cli("--json", "find", "total_messages__gte=2", "--sort-by", "total_messages", server=server,
+                        prefix=prefix))  # fmt: skip
+    assert [row["id"] for row in found["conversations"]] == ["c1", "c2"]
+    bad = cli("find", "state", server=server, prefix=prefix)
+    assert bad.returncode == 2 and "key=value" in bad.stderr
+
+    shown = as_json(cli("--json", "show", "c1", server=server, prefix=prefix))
+    assert shown["messages"] == [{"role": "user", "content": "hello 1"}]
+    assert shown["attributes"]["state"] == "closed" and shown["attributes"]["total_messages"] == 2
+    text = cli("show", "c1", server=server, prefix=prefix)
+    assert text.returncode == 0 and "[user] hello 1" in text.stdout and "state: closed" in text.stdout
+    missing = cli("show", "nope", server=server, prefix=prefix)
+    assert missing.returncode == 1 and missing.stderr.startswith("redis-memory: error: ")
+    assert len(missing.stderr.splitlines()) == 1 and "Traceback" not in missing.stderr
+    debug = cli("--debug", "show", "nope", server=server, prefix=prefix)
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
+
+
+def test_cleanup_dry_run_then_for_real(server: RedisProcess, prefix: str) -> None:
+    seed(server, prefix)
+    dry = as_json(cli("--json", "cleanup", "--older-than", "7d", "--dry-run", server=server, prefix=prefix))
+    assert dry == {"dry_run": True, "ids": ["c1", "c2"]}
+    assert ConversationMemory.ids(url=server.url, prefix=prefix) == ["c0", "c1", "c2"]
+    done = cli("cleanup", "--older-than", "7d", server=server, prefix=prefix)
+    assert done.returncode == 0 and "deleted 2 conversations" in done.stdout
+    assert ConversationMemory.ids(url=server.url, prefix=prefix) == ["c0"]
+    bad = cli("cleanup", "--older-than", "soon", server=server, prefix=prefix)
+    assert bad.returncode == 2 and "duration" in bad.stderr
+
+
+def test_export_then_import(server: RedisProcess, prefix: str, tmp_path: Path) -> None:
+    seed(server, prefix)
+    target = tmp_path / "dump.jsonl"
+    exported = cli("export", "--output", str(target), server=server, prefix=prefix)
+    assert exported.returncode == 0 and "exported 3 objects" in exported.stderr
+    assert len(target.read_text().splitlines()) == 4  # a header and three objects
+    other = prefix + "copy:"
+    imported = as_json(cli("--json", "import", str(target), server=server, prefix=other))
+    assert imported["objects"] == 3 and imported["dry_run"] is False
+    assert ConversationMemory("c1", url=server.url, prefix=other).state == "closed"
+    refused = cli("import", str(target), server=server, prefix=other)
+    assert refused.returncode == 1 and refused.stderr.startswith("redis-memory: error: ")
+    piped = cli("export", "c0", server=server, prefix=prefix)
+    assert piped.returncode == 0 and len(piped.stdout.splitlines()) == 2
+
+
+def test_doctor(server: RedisProcess, prefix: str) -> None:
+    seed(server, prefix)
+    ConversationMemory.count(url=server.url, prefix=prefix, state="active")  # creates the index (with RediSearch)
+    report = as_json(cli("--json", "doctor", server=server, prefix=prefix))
+    assert report["ok"] is True and report["problems"] == [] and report["layout_version"] == 1
+    assert report["redis_version"].count(".") == 2 and report["journal_depth"] == 0
+    if "search" in report["modules"]:
+        assert report["indexes"] and all(index["num_docs"] == 3 for index in report["indexes"])
+    else:
+        assert report["indexes"] == []
+    text = cli("doctor", server=server, prefix=prefix)
+    assert text.returncode == 0 and "layout version: 1" in text.stdout and text.stdout.endswith("ok\n")
+    raw = redis.Redis.from_url(server.url)
+    raw.hset(f"{prefix}__meta__", "layout", "99")
+    newer = cli("--json", "doctor", server=server, prefix=prefix)
+    assert newer.returncode == 1 and "newer" in json.loads(newer.stdout)["problems"][0]
+    raw.close()
+
+
+def test_unreachable_redis_exits_3() -> None:
+    done = cli("--url", "redis://127.0.0.1:1", "ls")
+    assert done.returncode == 3
+    assert done.stderr.startswith("redis-memory: error: cannot reach Redis") and len(done.stderr.splitlines()) == 1
+
+
+def test_show_follow_prints_new_messages_until_sigint(server: RedisProcess, prefix: str) -> None:
+    mem = ConversationMemory("live", url=server.url, prefix=prefix)
+    mem.messages = [{"role": "user", "content": "first"}]
+    with subprocess.Popen(
+        [SCRIPT, "--url", server.url, "--prefix", prefix, "show", "live", "--follow"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    ) as follower:  # fmt: skip
+        assert follower.stdout is not None
+        lines = [follower.stdout.readline() for _ in range(3)]  # the header, "messages (1):", the message
+        assert lines[-1] == "[user] first\n", lines
+        writer = f"from redis_memory import ConversationMemory as C; C('live', url={server.url!r}, prefix={prefix!r}).messages.extend([{{'role': 'assistant', 'content': 'second'}}, {{'role': 'user', 'content': 'third'}}])"  # noqa: E501
+        subprocess.run([sys.executable, "-c", writer], check=True, timeout=60)
+        assert follower.stdout.readline().rstrip("\n") == "[assistant] second"
+        assert follower.stdout.readline().rstrip("\n") == "[user] third"
+        follower.send_signal(signal.SIGINT)
+        assert follower.wait(timeout=30) == 0
+        rest, errors = follower.communicate(timeout=30)
+        assert rest == "" and "Traceback" not in errors
+
+
+def test_migrate_legacy_dry_run(server: RedisProcess, prefix: str) -> None:
+    legacy = prefix + "old:"
+    raw = redis.Redis.from_url(server.url)
+    raw.set(f"{legacy}c9", json.dumps({"state": "active", "messages": [{"role": "user", "content": "hi"}]}))
+    raw.close()
+    done = cli("--json", "migrate", "legacy", "--legacy-prefix", legacy, "--dry-run", server=server, prefix=prefix)
+    assert done.returncode in (0, 1), done.stderr
+    report = json.loads(done.stdout)
+    assert report["dry_run"] is True
+    assert ConversationMemory.ids(url=server.url, prefix=prefix) == []
+
+
+@pytest.fixture
+def embedded_home() -> Any:
+    parent = Path(tempfile.mkdtemp(prefix="rmc", dir="/tmp"))
+    home = parent / "h"
+    yield home
+    subprocess.run([SCRIPT, "server", "stop"], env={**os.environ, "REDIS_MEMORY_HOME": str(home)},
+                   capture_output=True, timeout=60, check=False)  # fmt: skip
+    shutil.rmtree(parent, ignore_errors=True)
+
+
+def test_server_start_status_stop(embedded_home: Path) -> None:
+    env = {"REDIS_MEMORY_HOME": str(embedded_home)}
+    stopped = cli("server", "status", env=env)
+    assert stopped.returncode == 1 and stopped.stdout.startswith("not running")
+    started = cli("--json", "server", "start", env=env)
+    assert as_json(started) == {"running": True, "socket": str(embedded_home / "redis.sock")}
+    assert cli("server", "status", env=env).stdout.startswith("running at ")
+    assert cli("server", "stop", env=env).stdout == "stopped\n"
+    again = cli("server", "stop", env=env)
+    assert again.returncode == 1 and again.stdout == "not running\n"
+    assert cli("server", "status", env=env).returncode == 1
+    usage = cli("server", "explode", env=env)
+    assert usage.returncode == 2
