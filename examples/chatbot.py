@@ -18,6 +18,7 @@ import contextlib
 import subprocess
 import sys
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from redis_memory import ConversationMemory, config
@@ -102,7 +103,13 @@ def process_1() -> int:
     # Process 2: a separate Python interpreter; it inherits the environment (REDIS_MEMORY_HOME,
     # REDIS_URL, ...), so it reaches the same server, and derives the same conversation id.
     child = subprocess.run([sys.executable, __file__, "--process-2"], check=False)
-    return child.returncode
+    if child.returncode != 0:
+        return child.returncode
+    # What the command line shows for it: the console script beside this interpreter, with the
+    # same environment (so the same server and prefix).
+    print(f"[redis-memory show {bot.conv_id}]", flush=True)
+    script = Path(sys.executable).with_name("redis-memory")
+    return subprocess.run([str(script), "show", bot.conv_id], check=False).returncode
 
 
 def process_2() -> int:
