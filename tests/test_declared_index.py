@@ -4,12 +4,13 @@ the answers checked against the same answers computed in Python."""
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import uuid
 import warnings
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import pytest
 import redis
@@ -195,3 +196,42 @@ def test_an_index_marker_on_an_unindexable_type_is_refused() -> None:
 
         class Dicts(ConversationMemory):
             profile: Annotated[dict[str, int], Indexed()]
+
+
+def test_objects_written_through_asyncio_are_found_by_the_declared_index(
+    server: RedisProcess, prefix: str, quiet: None
+) -> None:
+    from redis_memory import aio
+
+    async def write() -> None:
+        for n in range(6):
+            mem = aio.ConversationMemory(f"a{n}", url=server.url, prefix=prefix)
+            await mem.set("status", "open" if n % 2 else "closed")
+            await mem.set("team", TEAMS[n % 3])
+            await mem.set("opened", START + timedelta(hours=n))
+            await mem.set("score", n)
+            await mem.aclose()
+
+    asyncio.run(write())
+    newest_open = Ticket.find(url=server.url, prefix=prefix, status="open", sort_by="-opened", limit=2)
+    assert [mem.memory_id for mem in newest_open] == ["a5", "a3"]
+    assert Ticket.count(url=server.url, prefix=prefix, score__gte=2, team__in=["billing", "sales"]) == 3
+
+
+def test_the_index_label_comes_from_the_class() -> None:
+    class Messages(ConversationMemory):  # not the library's message index
+        topic: Annotated[str, Indexed()]
+
+    class Named(ConversationMemory):
+        index_label: ClassVar[str] = "Support_Tickets"
+        topic: Annotated[str, Indexed()]
+
+    class BadLabel(ConversationMemory):
+        index_label: ClassVar[str] = "a:b"
+        topic: Annotated[str, Indexed()]
+
+    assert spec_for(Messages).label == "messages_memory"
+    assert spec_for(Named).label == "support_tickets"
+    assert spec_for(Named).alias("p:") == "p:idx:support_tickets"
+    with pytest.raises(InvalidNameError):
+        spec_for(BadLabel)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import warnings
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 import pytest
 import redis
@@ -26,12 +26,10 @@ class Task(ConversationMemory):
 
 
 class TaskV2(ConversationMemory):  # the changed definition: one more field, rank sortable
+    index_label: ClassVar[str] = "task"  # the same label: a new version of the "task" index
     state: Annotated[str, Indexed()]
     rank: Annotated[int, Indexed(sortable=True)]
     opened: Annotated[datetime, Indexed(sortable=True)]
-
-
-TaskV2.__name__ = "Task"  # the same label: a new version of the "task" index
 
 
 def fill(server: RedisProcess, prefix: str, raw: redis.Redis) -> None:

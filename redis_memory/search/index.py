@@ -32,7 +32,7 @@ from typing import Any
 from redis_memory import schema
 from redis_memory.backend import Backend
 from redis_memory.core.requests import Command
-from redis_memory.errors import ServerError
+from redis_memory.errors import InvalidNameError, ServerError
 from redis_memory.keys import parse_hash_key
 from redis_memory.search.filters import Filter, can_match, matches, to_query, with_prefixes_resolved
 
@@ -108,8 +108,8 @@ _SPECS: dict[type, IndexSpec] = {}
 
 def spec_for(cls: type) -> IndexSpec:
     """The index ``find`` / ``count`` / ``cleanup`` of ``cls`` use (cached per class): the
-    attributes it declares :class:`~redis_memory.schema.Indexed`, labelled with its lowercased
-    class name; the default conversation index when it marks none, or the same fields."""
+    attributes it declares :class:`~redis_memory.schema.Indexed`, labelled by :func:`index_label`;
+    the default conversation index when it marks none, or the same fields."""
     found = _SPECS.get(cls)
     if found is None:
         found = _SPECS[cls] = _derived(cls)
@@ -128,7 +128,21 @@ def _derived(cls: type) -> IndexSpec:
     sortable = frozenset(name for name, (_, can_sort) in marked.items() if can_sort)
     if fields == default.fields and sortable == default.sortable:
         return default
-    return IndexSpec(fields, sortable, label=_LABEL.sub("_", cls.__name__.lower()) or "memory")
+    return IndexSpec(fields, sortable, label=index_label(cls))
+
+
+_RESERVED_LABELS = frozenset({"conversation", "messages"})  # the library's own indexes
+
+
+def index_label(cls: type) -> str:
+    """The label of ``cls``'s index: its ``index_label`` class attribute (a ``ClassVar[str]``)
+    or its lowercased class name, letters, digits and ``_`` only; the library's own labels
+    (``conversation``, ``messages``) get a ``_memory`` suffix."""
+    given = getattr(cls, "index_label", None)
+    if given is not None and (not isinstance(given, str) or not re.fullmatch(r"[A-Za-z0-9_]+", given)):
+        raise InvalidNameError(f"{cls.__name__}.index_label must be letters, digits and _, not {given!r}")
+    label = given.lower() if given else _LABEL.sub("_", cls.__name__.lower()).strip("_") or "memory"
+    return label + "_memory" if label in _RESERVED_LABELS else label
 
 
 def search_module(backend: Backend) -> bool:
@@ -419,6 +433,18 @@ def raw_search(
     spec = spec or conversation_index()
     if not search_module(backend):
         raise ServerError(f"a raw query needs RediSearch, which is not loaded on {backend.label}")
+    try:
+        return _raw_search(backend, prefix, query, params, offset, limit, spec)
+    except ServerError as exc:
+        if not _unknown_index(exc):
+            raise
+        forget_indexes(backend)  # dropped by a swap since this process last used it: once more
+        return _raw_search(backend, prefix, query, params, offset, limit, spec)
+
+
+def _raw_search(
+    backend: Backend, prefix: str, query: str, params: dict[str, str] | None, offset: int, limit: int, spec: IndexSpec
+) -> tuple[int, list[str]]:
     name = ensure_index(backend, spec, prefix)
     args: list[Any] = ["FT.SEARCH", name, query, "NOCONTENT"]
     if params:
