@@ -153,6 +153,8 @@ def show(
     snapshot = mem.to_dict()
     if not snapshot:
         raise LookupError(f"no conversation {conversation_id!r}")
+    if follow and not isinstance(snapshot.get("messages"), list):
+        raise LookupError(f"conversation {conversation_id!r} has no messages list to follow")
     messages = snapshot.pop("messages", [])
     messages = messages if isinstance(messages, list) else []
     if opts.json and not follow:
