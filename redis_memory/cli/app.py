@@ -12,7 +12,7 @@ import typer
 
 from redis_memory.cli import commands_admin, commands_data
 from redis_memory.cli.output import FAILED, UNREACHABLE, USAGE, Options, error
-from redis_memory.errors import EmbeddedServerError, RedisConnectionError, RedisMemoryError
+from redis_memory.errors import RedisConnectionError
 
 app = typer.Typer(
     name="redis-memory",
@@ -39,10 +39,37 @@ commands_data.register(app)
 commands_admin.register(app)
 
 
+_FLAGS = {"--json", "--debug"}
+_VALUED = {"--url", "--prefix"}
+
+
+def hoist_shared(args: list[str]) -> list[str]:
+    """``args`` with the shared options (``--url X``, ``--prefix=X``, ``--json``, ``--debug``)
+    moved before the command, so they work after it too (``redis-memory ls --json``); nothing
+    after a ``--`` moves."""
+    shared: list[str] = []
+    rest: list[str] = []
+    position = 0
+    while position < len(args):
+        arg = args[position]
+        if arg == "--":
+            rest.extend(args[position:])
+            break
+        if arg in _FLAGS or arg.split("=", 1)[0] in _VALUED and "=" in arg:
+            shared.append(arg)
+        elif arg in _VALUED and position + 1 < len(args):
+            shared.extend(args[position : position + 2])
+            position += 1
+        else:
+            rest.append(arg)
+        position += 1
+    return shared + rest
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code (0 ok, 1 not found / check failed, 2 usage
     error, 3 Redis unreachable)."""
-    args = sys.argv[1:] if argv is None else argv
+    args = hoist_shared(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     if not debug:  # the library's warnings (a lost connection...) would add lines to the one-line error
         logging.getLogger("redis_memory").setLevel(logging.ERROR)
@@ -66,9 +93,5 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         else:
             error(str(exc) or type(exc).__name__)
-        if isinstance(exc, (RedisConnectionError, ConnectionError)):
-            return UNREACHABLE
-        if isinstance(exc, (RedisMemoryError, EmbeddedServerError, ValueError, OSError)):
-            return FAILED
-        return FAILED
+        return UNREACHABLE if isinstance(exc, (RedisConnectionError, ConnectionError)) else FAILED
     return code if isinstance(code, int) else 0
