@@ -119,6 +119,7 @@ def test_round_trip_between_servers(
     client.close()
 
 
+@pytest.mark.on_cluster
 def test_second_export_is_byte_identical(server: RedisProcess, prefix: str) -> None:
     fill(server.url, prefix)
     text = exported(url=server.url, prefix=prefix)
