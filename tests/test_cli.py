@@ -128,9 +128,11 @@ def test_doctor(server: RedisProcess, prefix: str) -> None:
 
 
 def test_unreachable_redis_exits_3() -> None:
-    done = cli("--url", "redis://127.0.0.1:1", "ls")
-    assert done.returncode == 3
-    assert done.stderr.startswith("redis-memory: error: cannot reach Redis") and len(done.stderr.splitlines()) == 1
+    for command in (["ls"], ["doctor", "--json"]):
+        done = cli("--url", "redis://127.0.0.1:1", *command)
+        assert done.returncode == 3, command
+        assert done.stderr.startswith("redis-memory: error: cannot reach Redis") and len(done.stderr.splitlines()) == 1
+        assert done.stdout == ""
 
 
 def test_show_follow_prints_new_messages_until_sigint(server: RedisProcess, prefix: str) -> None:
@@ -153,16 +155,59 @@ def test_show_follow_prints_new_messages_until_sigint(server: RedisProcess, pref
         assert rest == "" and "Traceback" not in errors
 
 
-def test_migrate_legacy_dry_run(server: RedisProcess, prefix: str) -> None:
+def test_migrate_legacy_dry_run_then_for_real(server: RedisProcess, prefix: str) -> None:
     legacy = prefix + "old:"
     raw = redis.Redis.from_url(server.url)
-    raw.set(f"{legacy}c9", json.dumps({"state": "active", "messages": [{"role": "user", "content": "hi"}]}))
-    raw.close()
-    done = cli("--json", "migrate", "legacy", "--legacy-prefix", legacy, "--dry-run", server=server, prefix=prefix)
-    assert done.returncode in (0, 1), done.stderr
-    report = json.loads(done.stdout)
-    assert report["dry_run"] is True
+    stamp = 1_700_000_000_000_000_000
+    raw.set(f"{legacy}c9:state", json.dumps({"value": "active", "last_modified": stamp}))
+    raw.set(f"{legacy}c9:messages", json.dumps({"value": [{"role": "user", "content": "hi"}], "last_modified": stamp}))
+    dry = as_json(cli("--json", "migrate", "legacy", "--legacy-prefix", legacy, "--dry-run", server=server,
+                      prefix=prefix))  # fmt: skip
+    assert dry["dry_run"] is True and dry["conversations"] == 1 and dry["attributes"] == 2 and dry["problems"] == []
     assert ConversationMemory.ids(url=server.url, prefix=prefix) == []
+    done = cli("migrate", "legacy", "--legacy-prefix", legacy, "--delete-legacy", server=server, prefix=prefix)
+    assert done.returncode == 0 and done.stdout.startswith("migrated 1 conversations"), done.stderr
+    shown = as_json(cli("show", "c9", "--json", server=server, prefix=prefix))  # --json after the command
+    assert shown["messages"] == [{"role": "user", "content": "hi"}] and shown["attributes"] == {"state": "active"}
+    assert raw.exists(f"{legacy}c9:state") == 0
+    raw.close()
+
+
+MIGRATION = """
+from redis_memory import ConversationMemory
+
+
+def up(ctx):
+    ConversationMemory("c0", url=ctx.url, prefix=ctx.prefix).topic = "{topic}"
+
+
+def down(ctx):
+    del ConversationMemory("c0", url=ctx.url, prefix=ctx.prefix).topic
+"""
+
+
+def test_migrate_status_up_down(server: RedisProcess, prefix: str, tmp_path: Path) -> None:
+    seed(server, prefix)
+    for name, topic in [("0001_topic", "billing"), ("0002_retopic", "refunds")]:
+        (tmp_path / f"{name}.py").write_text(MIGRATION.format(topic=topic))
+    folder = str(tmp_path)
+    pending = as_json(cli("--json", "migrate", "status", folder, server=server, prefix=prefix))
+    assert [(m["id"], m["applied"]) for m in pending["migrations"]] == [("0001_topic", False), ("0002_retopic", False)]
+    dry = as_json(cli("--json", "migrate", "up", folder, "--dry-run", server=server, prefix=prefix))
+    assert dry == {"dry_run": True, "applied": ["0001_topic", "0002_retopic"]}
+    one = cli("migrate", "up", folder, "--target", "0001_topic", server=server, prefix=prefix)
+    assert one.returncode == 0 and one.stdout == "applied: 0001_topic\n", one.stderr
+    assert ConversationMemory("c0", url=server.url, prefix=prefix).topic == "billing"
+    rest = cli("migrate", "up", folder, server=server, prefix=prefix)
+    assert rest.stdout == "applied: 0002_retopic\n"
+    assert ConversationMemory("c0", url=server.url, prefix=prefix).topic == "refunds"
+    text = cli("migrate", "status", folder, server=server, prefix=prefix)
+    assert text.returncode == 0 and text.stdout.count("yes") == 2
+    back = as_json(cli("--json", "migrate", "down", folder, "--steps", "2", server=server, prefix=prefix))
+    assert back == {"dry_run": False, "reverted": ["0002_retopic", "0001_topic"]}
+    assert "topic" not in ConversationMemory("c0", url=server.url, prefix=prefix).to_dict()
+    missing = cli("migrate", "up", str(tmp_path / "nowhere"), server=server, prefix=prefix)
+    assert missing.returncode == 1 and missing.stderr.startswith("redis-memory: error: ")
 
 
 @pytest.fixture
