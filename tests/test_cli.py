@@ -182,14 +182,16 @@ def up(ctx):
 
 
 def down(ctx):
-    del ConversationMemory("c0", url=ctx.url, prefix=ctx.prefix).topic
+    mem = ConversationMemory("c0", url=ctx.url, prefix=ctx.prefix)
+    {undo}
 """
 
 
 def test_migrate_status_up_down(server: RedisProcess, prefix: str, tmp_path: Path) -> None:
     seed(server, prefix)
-    for name, topic in [("0001_topic", "billing"), ("0002_retopic", "refunds")]:
-        (tmp_path / f"{name}.py").write_text(MIGRATION.format(topic=topic))
+    for name, topic, undo in [("0001_topic", "billing", "del mem.topic"),
+                              ("0002_retopic", "refunds", "mem.topic = 'billing'")]:  # fmt: skip
+        (tmp_path / f"{name}.py").write_text(MIGRATION.format(topic=topic, undo=undo))
     folder = str(tmp_path)
     pending = as_json(cli("--json", "migrate", "status", folder, server=server, prefix=prefix))
     assert [(m["id"], m["applied"]) for m in pending["migrations"]] == [("0001_topic", False), ("0002_retopic", False)]

@@ -31,7 +31,7 @@ def shared(
     json: Annotated[bool, typer.Option("--json", help="Machine-readable output: one JSON document on stdout.")] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
 ) -> None:
-    """The options every command shares; give them before the command."""
+    """The options every command shares (before or after the command's name)."""
     ctx.obj = Options(url=url, prefix=prefix, json=json, debug=debug)
 
 
@@ -55,7 +55,7 @@ def hoist_shared(args: list[str]) -> list[str]:
         if arg == "--":
             rest.extend(args[position:])
             break
-        if arg in _FLAGS or arg.split("=", 1)[0] in _VALUED and "=" in arg:
+        if arg in _FLAGS or ("=" in arg and arg.split("=", 1)[0] in _VALUED):
             shared.append(arg)
         elif arg in _VALUED and position + 1 < len(args):
             shared.extend(args[position : position + 2])

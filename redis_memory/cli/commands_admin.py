@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import importlib
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,6 +13,7 @@ import typer
 from redis_memory import config, server, stats
 from redis_memory.cli.output import FAILED, Options, emit_json, plain, progress_bar, table
 from redis_memory.errors import RedisConnectionError
+from redis_memory.migrations import user
 from redis_memory.redaction import redact
 
 server_app = typer.Typer(help="The embedded redis-server (unix socket under $REDIS_MEMORY_HOME).", no_args_is_help=True)
@@ -75,10 +75,6 @@ def _client(opts: Options) -> redis.Redis:
 
 def _raw(client: redis.Redis) -> Any:
     return client
-
-
-def _user() -> Any:
-    return importlib.import_module("redis_memory.migrations.user")
 
 
 def _pairs(reply: Any) -> dict[str, Any]:
@@ -155,7 +151,6 @@ Directory = Annotated[Path, typer.Argument(help="The directory of migration modu
 @migrate_app.command("status")
 def migrate_status(ctx: typer.Context, directory: Directory) -> None:
     """Which migrations of DIRECTORY are applied."""
-    user = _user()
     opts: Options = ctx.obj
     states = user.status(directory, url=opts.url, prefix=opts.prefix)
     if opts.json:
@@ -173,7 +168,6 @@ def migrate_up(
     dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
 ) -> None:
     """Apply the pending migrations of DIRECTORY, in order."""
-    user = _user()
     opts: Options = ctx.obj
     done = user.up(directory, target=target, dry_run=dry_run, url=opts.url, prefix=opts.prefix)
     _say(
@@ -191,7 +185,6 @@ def migrate_down(
     dry_run: Annotated[bool, typer.Option("--dry-run")] = False,
 ) -> None:
     """Revert the last STEPS applied migrations of DIRECTORY."""
-    user = _user()
     opts: Options = ctx.obj
     done = user.down(directory, steps=steps, dry_run=dry_run, url=opts.url, prefix=opts.prefix)
     _say(
@@ -209,6 +202,9 @@ def migrate_legacy(
     delete_legacy: Annotated[
         bool, typer.Option("--delete-legacy", help="Delete the legacy keys once verified.")
     ] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace attributes already stored here with another value.")
+    ] = False,
     batch: Annotated[int, typer.Option(min=1)] = 500,
 ) -> None:
     """Import the data of the original redis-memory package (0.4.x) into this layout."""
@@ -216,7 +212,8 @@ def migrate_legacy(
 
     opts: Options = ctx.obj
     with progress_bar("legacy") as progress:
-        report = run(legacy_prefix=legacy_prefix, dry_run=dry_run, delete_legacy=delete_legacy, batch=batch,
+        report = run(legacy_prefix=legacy_prefix, dry_run=dry_run, overwrite=overwrite, delete_legacy=delete_legacy,
+                     batch=batch,
                      progress=progress, url=opts.url, prefix=opts.prefix)  # fmt: skip
     if opts.json:
         emit_json(report)
@@ -224,6 +221,8 @@ def migrate_legacy(
         verb = "would migrate" if dry_run else "migrated"
         sys.stdout.write(f"{verb} {report.conversations} conversations, {report.memories} memory attributes, "
                          f"{report.attributes} attributes; skipped {report.skipped}\n")  # fmt: skip
+        for key in report.conflicts:
+            sys.stdout.write(f"kept (differs here; --overwrite replaces it): {key}\n")
         for problem in report.problems:
             sys.stdout.write(f"problem: {problem}\n")
     if report.problems:
