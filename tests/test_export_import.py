@@ -174,3 +174,20 @@ def test_bad_input_raises_before_writing(server: RedisProcess, prefix: str) -> N
             import_jsonl(io.StringIO(body), url=server.url, prefix=prefix)
     assert list(client.scan_iter(f"{prefix}*")) == []
     client.close()
+
+
+def test_expired_objects_are_skipped_and_progress_reported(server: RedisProcess, prefix: str) -> None:
+    header = json.dumps({"format": "redis-memory-export", "version": 1, "layout": 1, "prefix": "x:"})
+    gone = {"id": "gone", "attributes": {"n": {"kind": "int", "value": "1"}}, "expires_at_ms": 1}
+    kept = {"id": "kept", "attributes": {"n": {"kind": "float", "value": "1.0"}}}
+    calls: list[tuple[int, int | None]] = []
+    text = "\n".join([header, json.dumps(gone), json.dumps(kept)]) + "\n"
+    report = import_jsonl(io.StringIO(text), url=server.url, prefix=prefix, progress=lambda *a: calls.append(a))
+    assert (report.objects, report.skipped, report.verified) == (1, 1, True)
+    assert calls == [(1, 1)]
+    assert ConversationMemory("kept", url=server.url, prefix=prefix).n == 1.0
+    assert type(ConversationMemory("kept", url=server.url, prefix=prefix).n) is float
+    assert not hasattr(ConversationMemory("gone", url=server.url, prefix=prefix), "n")
+    empty = json.dumps({"id": "e", "attributes": {}})
+    with pytest.raises(InvalidValueError, match="at least one attribute"):
+        import_jsonl(io.StringIO(f"{header}\n{empty}\n"), url=server.url, prefix=prefix + "e:")

@@ -320,8 +320,8 @@ def _parse(source: TextIO) -> list[dict[str, Any]]:
             record = json.loads(line)
         except ValueError as exc:
             raise _bad(number, f"not JSON: {exc}") from None
-        if not isinstance(record, dict) or not isinstance(record.get("attributes"), dict):
-            raise _bad(number, "an object line needs an id and attributes")
+        if not isinstance(record, dict) or not isinstance(record.get("attributes"), dict) or not record["attributes"]:
+            raise _bad(number, "an object line needs an id and at least one attribute")
         record["id"] = normalize_id(record.get("id"))
         if record["id"] in seen:
             raise _bad(number, f"object {record['id']!r} appears twice")
