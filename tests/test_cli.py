@@ -106,6 +106,12 @@ def test_export_then_import(server: RedisProcess, prefix: str, tmp_path: Path) -
     assert refused.returncode == 1 and refused.stderr.startswith("redis-memory: error: ")
     piped = cli("export", "c0", server=server, prefix=prefix)
     assert piped.returncode == 0 and len(piped.stdout.splitlines()) == 2
+    third = prefix + "third:"
+    dry = cli("import", "-", "--dry-run", server=server, prefix=third, stdin=piped.stdout)
+    assert dry.returncode == 0 and dry.stdout.startswith("would import 1 objects"), dry.stderr
+    assert ConversationMemory.ids(url=server.url, prefix=third) == []
+    replaced = as_json(cli("import", "-", "--overwrite", "--json", server=server, prefix=other, stdin=piped.stdout))
+    assert replaced["objects"] == 1 and replaced["replaced"] == 1
 
 
 def test_doctor(server: RedisProcess, prefix: str) -> None:
@@ -122,8 +128,13 @@ def test_doctor(server: RedisProcess, prefix: str) -> None:
     assert text.returncode == 0 and "layout version: 1" in text.stdout and text.stdout.endswith("ok\n")
     raw = redis.Redis.from_url(server.url)
     raw.hset(f"{prefix}__meta__", "layout", "99")
+    if "search" in report["modules"]:  # a NUMERIC field that holds no number: an indexing failure
+        raw.hset(f"{prefix}{{broken}}", "total_messages", "many")
     newer = cli("--json", "doctor", server=server, prefix=prefix)
-    assert newer.returncode == 1 and "newer" in json.loads(newer.stdout)["problems"][0]
+    problems = json.loads(newer.stdout)["problems"]
+    assert newer.returncode == 1 and "newer" in problems[0]
+    if "search" in report["modules"]:
+        assert any("indexing failures" in problem for problem in problems), problems
     raw.close()
 
 
