@@ -152,3 +152,27 @@ def test_a_key_no_dict_attribute_can_hold_is_simply_missing(memory: Callable[...
     assert mem.doc.pop('x"y', "default") == "default"
     with pytest.raises(KeyError):
         del mem.doc['x"y']
+
+
+@pytest.mark.parametrize("empty", [[], set()], ids=["list", "set"])
+@pytest.mark.parametrize("change", ["delete", "replace", "delete-keys"])
+def test_an_empty_collection_changed_elsewhere_is_never_served_stale(
+    memory: Callable[..., ConversationMemory], raw: redis.Redis, empty: Any, change: str
+) -> None:
+    """Found by the namespace fuzz: an empty list or set has no key in Redis, so no change made
+    by another process was ever invalidated and the local copy was served on."""
+    mem = memory("c1")
+    mem.items = type(empty)()
+    assert mem.items == empty  # read (and copied) here
+    other = memory("c1", separate=True)
+    if change == "delete":
+        del other.items
+    elif change == "replace":
+        other.items = "now a text"
+    else:  # every key of the object deleted by hand, as a test's cleanup or an operator does
+        for key in raw.keys(f"{mem._space.hash_key}*"):
+            raw.delete(key)
+    if change == "replace":
+        assert mem.items == "now a text"
+    else:
+        assert not hasattr(mem, "items")

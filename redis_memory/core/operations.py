@@ -165,6 +165,11 @@ class Core(CollectionOps, DocumentOps, OfflineWrites):
             logger.warning("the list or set at %s was changed without writing to Redis; reading it again", key)
             del self._mirrors[key]
             return None
+        if mirror.kind in ("list", "set") and not len(mirror.value):
+            # An empty list or set has no key in Redis, so no change to it (another process
+            # deleting or replacing the attribute) is ever invalidated: read it again.
+            del self._mirrors[key]
+            return None
         self._mirrors.move_to_end(key)
         return mirror
 
