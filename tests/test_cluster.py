@@ -394,3 +394,26 @@ def test_tasks_opening_the_asyncio_cluster_together_share_one_client(cluster: Cl
         gc.collect()
     reader = ConversationMemory("r7", url=cluster.url, cluster=True, prefix=prefix)
     assert reader.n == 7
+
+
+def test_asyncio_memories_of_one_cluster_client_share_its_backend(cluster: ClusterProcesses, prefix: str) -> None:
+    """Their primaries' connections are the library's own: one set of them, closed by aclose()
+    (a backend per memory left its connections to the garbage collector)."""
+
+    async def main() -> None:
+        client = redis.asyncio.cluster.RedisCluster.from_url(cluster.url)
+        try:
+            first = aio.ConversationMemory("s1", client=client, prefix=prefix)
+            second = aio.ConversationMemory("s2", client=client, prefix=prefix)
+            assert first._backend is second._backend
+            await first.set("n", 1)
+            await second.set("n", 2)
+            assert (await first.get("n"), await second.get("n")) == (1, 2)
+        finally:
+            await aio.aclose()
+            await client.aclose()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        asyncio.run(main())
+        gc.collect()

@@ -30,7 +30,7 @@ from redis_memory.config import reachable, resolve_prefix, target
 from redis_memory.connections import backend_for
 from redis_memory.core.requests import QUEUED, Command, Op, text
 from redis_memory.docops import DocOp, Path
-from redis_memory.errors import MissingAttributeError, MissingIndexError
+from redis_memory.errors import MissingAttributeError, MissingIndexError, RedisConnectionError
 from redis_memory.keys import DEFAULT_ID, KeySpace, normalize_id
 from redis_memory.memory import MISSING, Transaction, _checked_bounds, _milliseconds, fetch_targets, storable_name
 
@@ -66,7 +66,10 @@ def _backend_for(
 
 
 _CLUSTERS: dict[str, AsyncClusterBackend] = {}
-_CLIENT_CLUSTERS: weakref.WeakSet[AsyncClusterBackend] = weakref.WeakSet()  # closed by aclose() too
+# A cluster client's backend, while the client lives (closed by aclose() too).
+_CLIENT_CLUSTERS: weakref.WeakKeyDictionary[redis.asyncio.cluster.RedisCluster, AsyncClusterBackend] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _cluster_for_url(resolved: str) -> AsyncClusterBackend:
@@ -88,14 +91,27 @@ _NODE_OPTIONS = ("username", "password", "credential_provider", "client_name", "
 
 
 def _cluster_for_client(client: redis.asyncio.cluster.RedisCluster) -> AsyncClusterBackend:
+    """The one backend of every memory opened with this cluster client (its primaries'
+    connections are the library's own, closed by :func:`aclose`); it holds the client weakly."""
+    found = _CLIENT_CLUSTERS.get(client)
+    if found is not None:
+        return found
     given = client.connection_kwargs
     options: dict[str, Any] = {name: given[name] for name in _NODE_OPTIONS if name in given}
     if given.get("connection_class") is redis.asyncio.connection.SSLConnection:
         options["connection_class"] = redis.asyncio.connection.SSLConnection
     options.update(_client_options())
-    found = AsyncClusterBackend(lambda: client, repr(client), options, owns_client=False)
-    _CLIENT_CLUSTERS.add(found)
+    owner = weakref.ref(client)
+    found = AsyncClusterBackend(lambda: _alive(owner), repr(client), options, owns_client=False)
+    _CLIENT_CLUSTERS[client] = found
     return found
+
+
+def _alive(owner: weakref.ref[redis.asyncio.cluster.RedisCluster]) -> redis.asyncio.cluster.RedisCluster:
+    client = owner()
+    if client is None:
+        raise RedisConnectionError("the Redis Cluster client these memories were opened with was closed and dropped")
+    return client
 
 
 def _client_options() -> dict[str, Any]:
@@ -109,9 +125,14 @@ async def aclose() -> None:
 
     Await it before the loop ends (``asyncio.run`` ends it) so no connection outlives it.
     """
-    backends: list[AsyncBackend | AsyncClusterBackend] = [*_BACKENDS.values(), *_CLUSTERS.values(), *_CLIENT_CLUSTERS]
+    backends: list[AsyncBackend | AsyncClusterBackend] = [
+        *_BACKENDS.values(),
+        *_CLUSTERS.values(),
+        *_CLIENT_CLUSTERS.values(),
+    ]
     for backend in backends:
         await backend.aclose()
+    _CLIENT_CLUSTERS.clear()  # (a cluster client's backend holds it: memories opened later make a new one)
 
 
 def _plain(kind: str, value: Any) -> Any:
