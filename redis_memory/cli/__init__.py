@@ -1,7 +1,2 @@
-"""The ``redis-memory`` command line (docs/cli.md): ``main`` is the console script."""
-
-from __future__ import annotations
-
-from redis_memory.cli.app import main
-
-__all__ = ["main"]
+"""The ``redis-memory`` command line (docs/cli.md): ``redis_memory.cli.app.main`` is the
+console script, and ``python -m redis_memory.cli`` runs it too."""
